@@ -1,0 +1,1 @@
+"""The ``arcray`` command line (Typer). Thin: parse, validate, call the library."""

@@ -1,0 +1,196 @@
+"""The one place that names every arcray artefact.
+
+A ``Layout`` is rooted at a local directory or at a filesystem URI that pyarrow understands
+(``s3://bucket/arcray``, ``gs://...``, ``file:///...``). Every stage asks it where to read and
+write, so names are deterministic (camera / mjd / expnum) and a rerun replaces instead of
+duplicating. Paths are returned as strings; ``Layout.filesystem()`` gives the pyarrow
+filesystem and the path inside it.
+
+Tree under the root::
+
+    raw/sdsswork/data/boss/spectro/<obs>/<mjd>/sdR-<cam>-<expnum:08d>.fit.gz   downloaded frames
+    manifest/exposures.parquet                          scraped exposure list
+    manifest/months/<YYYY>-<MM>.parquet                 per-month scrape results (incremental)
+    manifest/downloads.parquet                          one row per downloaded file
+    calibrated/camera=<cam>/flavor=<flv>/mjd=<mjd>/sdR-<cam>-<expnum:08d>.parquet
+    calibrated_failures.parquet                         frames calibration rejected, with reason
+    models/<cam>/<flavor>/latent=<l>/                   registered best model per latent size
+    tune/results.parquet                                every Tune trial (+ PCA baseline)
+    latents/camera=<cam>/...parquet                     encoded frames
+    regress/                                            regressors, predictions, scores
+    report/index.html                                   the static report
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from urllib.parse import urlparse
+
+# The SAS path of a raw frame relative to the archive root (``.../sas/``), as on data.sdss5.org.
+SAS_RELEASE = "sdsswork"
+OBSERVATORY_OF_CAMERA = {"b1": "apo", "r1": "apo", "b2": "lco", "r2": "lco"}
+
+
+def raw_frame_name(camera: str, expnum: int) -> str:
+    """``sdR-b1-00380717.fit.gz``."""
+    return f"sdR-{camera}-{int(expnum):08d}.fit.gz"
+
+
+def sas_relpath(camera: str, mjd: int, expnum: int, *, release: str = SAS_RELEASE) -> str:
+    """Path of a raw frame below the SAS root: ``sdsswork/data/boss/spectro/apo/<mjd>/sdR-...``."""
+    obs = OBSERVATORY_OF_CAMERA[camera]
+    return f"{release}/data/boss/spectro/{obs}/{int(mjd)}/{raw_frame_name(camera, expnum)}"
+
+
+def is_uri(path: str) -> bool:
+    scheme = urlparse(str(path)).scheme
+    return len(scheme) > 1  # a Windows drive letter is not a scheme
+
+
+def join(root: str, *parts: str) -> str:
+    root = str(root)
+    tail = "/".join(str(p).strip("/") for p in parts if str(p))
+    if not tail:
+        return root
+    return root.rstrip("/") + "/" + tail if is_uri(root) else os.path.join(root, *tail.split("/"))
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Names of every artefact below one root (local directory or URI)."""
+
+    root: str
+
+    def __post_init__(self) -> None:
+        root = str(self.root)
+        if not is_uri(root):
+            root = os.path.abspath(os.path.expanduser(root))
+        object.__setattr__(self, "root", root)
+
+    def _p(self, *parts: str) -> str:
+        return join(self.root, *parts)
+
+    def filesystem(self, path: str | None = None):
+        """``(pyarrow.fs.FileSystem, path_inside_it)`` for ``path`` (default: the root)."""
+        from pyarrow import fs as pafs
+
+        path = self.root if path is None else path
+        if is_uri(path):
+            return pafs.FileSystem.from_uri(path)
+        return pafs.LocalFileSystem(), path
+
+    # -- ingest -------------------------------------------------------------------------
+    @property
+    def raw_root(self) -> str:
+        return self._p("raw")
+
+    def raw_frame(self, camera: str, mjd: int, expnum: int) -> str:
+        return self._p("raw", sas_relpath(camera, mjd, expnum))
+
+    @property
+    def manifest(self) -> str:
+        return self._p("manifest", "exposures.parquet")
+
+    def manifest_month(self, month: str) -> str:
+        """``month`` as ``YYYY-MM``."""
+        return self._p("manifest", "months", f"{month}.parquet")
+
+    @property
+    def downloads(self) -> str:
+        return self._p("manifest", "downloads.parquet")
+
+    # -- calibrate ----------------------------------------------------------------------
+    @property
+    def calibrated(self) -> str:
+        return self._p("calibrated")
+
+    def calibrated_frame(self, camera: str, flavor: str, mjd: int, expnum: int) -> str:
+        return self._p(
+            "calibrated",
+            f"camera={camera}",
+            f"flavor={flavor}",
+            f"mjd={int(mjd)}",
+            f"sdR-{camera}-{int(expnum):08d}.parquet",
+        )
+
+    @property
+    def calibrated_failures(self) -> str:
+        return self._p("calibrated_failures.parquet")
+
+    # -- train / tune -------------------------------------------------------------------
+    @property
+    def models(self) -> str:
+        return self._p("models")
+
+    def model_dir(self, camera: str, flavor: str, latent: int) -> str:
+        return self._p("models", camera, flavor, f"latent={int(latent)}")
+
+    @property
+    def train_runs(self) -> str:
+        """Ray Train / Tune storage (checkpoints, trial logs)."""
+        return self._p("runs")
+
+    @property
+    def tune_results(self) -> str:
+        return self._p("tune", "results.parquet")
+
+    # -- analyse / regress / report -----------------------------------------------------
+    @property
+    def latents(self) -> str:
+        return self._p("latents")
+
+    @property
+    def analysis(self) -> str:
+        return self._p("analysis")
+
+    @property
+    def regress(self) -> str:
+        return self._p("regress")
+
+    @property
+    def predictions(self) -> str:
+        return self._p("regress", "predictions")
+
+    @property
+    def scores(self) -> str:
+        return self._p("regress", "scores.parquet")
+
+    @property
+    def report(self) -> str:
+        return self._p("report")
+
+    @property
+    def report_index(self) -> str:
+        return self._p("report", "index.html")
+
+
+@dataclass(frozen=True)
+class SimLayout:
+    """Names inside a simulated world rendered by ``arcray sim render --out DIR``."""
+
+    root: str
+
+    @property
+    def sas_root(self) -> str:
+        return os.path.join(self.root, "sas")
+
+    def raw_frame(self, camera: str, mjd: int, expnum: int) -> str:
+        return os.path.join(self.sas_root, sas_relpath(camera, mjd, expnum))
+
+    @property
+    def mailman(self) -> str:
+        return os.path.join(self.root, "mailman")
+
+    def month_archive(self, year: int, month_name: str) -> str:
+        """``<root>/mailman/2023-December.txt.gz``."""
+        return os.path.join(self.mailman, f"{year}-{month_name}.txt.gz")
+
+    @property
+    def truth(self) -> str:
+        return os.path.join(self.root, "truth.parquet")
+
+    @property
+    def world_json(self) -> str:
+        """Seed and parameters the world was rendered with (so a server can re-render frames)."""
+        return os.path.join(self.root, "world.json")

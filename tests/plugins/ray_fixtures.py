@@ -1,0 +1,26 @@
+"""A real local Ray instance for tests marked ``ray`` (one per test session)."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+
+@pytest.fixture(scope="session")
+def ray_local(tmp_path_factory):
+    """Start a private local Ray instance (8 logical CPUs, small object store); shut down at end."""
+    import ray
+
+    os.environ.setdefault("RAY_ACCEL_ENV_VAR_OVERRIDE_ON_ZERO", "0")
+    if not ray.is_initialized():
+        ray.init(
+            num_cpus=8,
+            object_store_memory=600 * 1024 * 1024,
+            include_dashboard=False,
+            log_to_driver=False,
+            configure_logging=True,
+            logging_level="ERROR",
+        )
+    yield ray
+    ray.shutdown()
