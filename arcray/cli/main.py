@@ -14,7 +14,9 @@ from arcray.errors import ArcrayError
 # Stage modules, each owning its commands. Imported for their side effect of registering.
 STAGE_MODULES = (
     "arcray.cli.sim",
-    "arcray.cli.ingest",
+    "arcray.cli.sim_serve",
+    "arcray.cli.scrape",
+    "arcray.cli.download",
     "arcray.cli.calibrate",
     "arcray.cli.train",
     "arcray.cli.analysis",

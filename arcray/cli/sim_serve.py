@@ -1,0 +1,3 @@
+"""`arcray` commands of this stage (placeholder until the stage lands)."""
+
+from arcray.cli.apps import app  # noqa: F401
