@@ -1,0 +1,408 @@
+"""Parse the sloan-25mlog text archive: mbox -> messages -> sections -> BOSS exposure rows.
+
+Pure: text in, records out (no I/O, no Ray). Written against the real formats of
+``shared/spec/boss-formats.md`` section 3:
+
+- messages start at an mbox ``From_`` line (``From user at example.org  Sat Dec  2 13:04:55 2023``);
+- sections are headed ``---- <Title> ----`` or, as ``sloan_log.py`` prints them, by a title between
+  two ``=`` banners; only ``BOSS Data Summary`` is read;
+- the BOSS table comes in three layouts (``sloan_log``, ``list``, ``sos``), each recognised by its
+  header line; rows are matched against that layout only;
+- quoted text (``>``) is dropped before sections are found, so tables quoted in replies are ignored;
+- a BOSS section without a recognisable table, and a row-like line that does not parse, become a
+  warning naming the message; never a silent skip;
+- reposts of a night: the latest message (by ``Date:``, then archive order) wins;
+- Hartmann frames are kept with ``is_hartmann=True``.
+"""
+
+from __future__ import annotations
+
+import gzip
+import logging
+import re
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timezone
+from email.header import decode_header, make_header
+from email.utils import parsedate_to_datetime
+
+from arcray.paths import OBSERVATORY_OF_CAMERA
+
+log = logging.getLogger(__name__)
+
+BOSS_TITLE = "boss data summary"
+LAYOUTS = ("sloan_log", "list", "sos")
+DEFAULT_CAMERAS = {"apo": ("b1", "r1"), "lco": ("b2", "r2")}
+
+_FROM_LINE = re.compile(r"^From \S+(?: at \S+)?\s+\w{3} \w{3}\s+\d{1,2} \d{1,2}:\d\d:\d\d \d{4}\s*$")
+_DASH_TITLE = re.compile(r"^\s*-{2,}\s+(?P<t>[^\s-](?:.*[^\s-])?)\s+-{2,}\s*$")
+_BANNER = re.compile(r"^\s*={20,}\s*$")
+_EXPNUM = re.compile(r"(?<![\d.])\d{8}(?![\d.])")
+_MJD_PATH = re.compile(r"/data/spectro/(?:[a-z]+/)?(\d{5})\b")
+
+_SLOAN_ROW = re.compile(
+    r"^\s*(?P<mjd>\d{5})\s+(?P<utc>\d{1,2}:\d\d:\d\d)\s+(?P<fdc>-?\d+\s*-\s*-?\d+\s*-\s*-?\d+)\s+"
+    r"(?P<exp>\d{8})\s+(?P<type>[A-Za-z]+)\s+(?P<sos>[\w-]+)\s+(?P<etime>\d+(?:\.\d*)?)"
+    r"(?:\s+(?P<hart>[A-Za-z]+))?\s*$")
+_LIST_ROW = re.compile(
+    r"^\s*(?P<n>\d+)\s+(?P<time>\d{1,2}:\d\d(?::\d\d)?)\s+(?P<cam>[br][12])-(?P<exp>\d{8})\s+"
+    r"(?P<cart>\S+)\s+(?P<plt>\S+)\s+(?P<flav>[a-z]{3})\s+(?P<hrt>[A-Za-z]{3})\s+"
+    r"(?P<etime>\d+(?:\.\d*)?)\s+(?P<ca>-?\d+)\s+(?P<cb>-?\d+)\s+(?P<cc>-?\d+)(?:\s+(?P<hart>HART))?\s*$")
+_SOS_ROW = re.compile(
+    r"^\s*(?:\d+\s+)?(?P<time>(?:\d{4}-\d\d-\d\d[T ])?\d{1,2}:\d\d(?::\d\d(?:\.\d+)?)?)\s+"
+    r"(?P<exp>\d{8})\s+(?P<cam>[br][12])\s+(?P<rest>.*)$")
+
+_FLAVOR = {
+    "arc": "arc", "flat": "flat", "fla": "flat", "science": "science", "sci": "science",
+    "target": "science", "bias": "bias", "bia": "bias", "dark": "dark", "dar": "dark",
+    "hart": "arc",
+}
+_HARTMANN = {"out": "Out", "open": "Out", "left": "Left", "lef": "Left", "l": "Left",
+             "right": "Right", "rig": "Right", "r": "Right", "closed": "Closed", "clo": "Closed",
+             "both": "Closed"}
+
+
+@dataclass(frozen=True)
+class Message:
+    """One e-mail of the archive; ``index`` is its position in the file (0-based)."""
+
+    index: int
+    sender: str
+    date: datetime | None  # aware, UTC
+    subject: str
+    message_id: str
+    in_reply_to: str
+    body: str
+
+    def describe(self) -> str:
+        when = self.date.isoformat() if self.date else "no date"
+        return f"message #{self.index} {self.message_id or ''} ({when}) {self.subject!r}".replace("  ", " ")
+
+
+@dataclass(frozen=True)
+class Section:
+    title: str
+    lines: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class BossRow:
+    """One exposure listed in a BOSS table (camera rows of the list/SOS layouts merged)."""
+
+    mjd: int
+    expnum: int
+    observatory: str
+    flavor: str
+    hartmann: str | None
+    is_hartmann: bool
+    exptime: float | None
+    cameras: tuple[str, ...]
+    layout: str
+    msg_date: datetime | None
+    subject: str
+    message_id: str = ""
+    msg_index: int = 0
+    month: str = ""
+
+
+@dataclass
+class ParseResult:
+    rows: list[BossRow] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    n_messages: int = 0
+
+
+# -- archive text and messages -------------------------------------------------------------
+
+def archive_text(data: bytes | str) -> str:
+    """Text of a monthly archive given as ``.txt`` or ``.txt.gz`` bytes (gzip magic decides).
+
+    Line ends are normalised (CRLF and CR become LF). Mailman serves ``.txt.gz`` URLs already
+    decompressed, so both forms reach this function.
+    """
+    if isinstance(data, bytes):
+        if data[:2] == b"\x1f\x8b":
+            data = gzip.decompress(data)
+        try:
+            data = data.decode("utf-8")
+        except UnicodeDecodeError:
+            data = data.decode("latin-1")
+    return data.replace("\r\n", "\n").replace("\r", "\n")
+
+
+def _header_value(raw: str) -> str:
+    try:
+        return str(make_header(decode_header(raw))).strip()
+    except Exception:  # malformed encoded words: keep the raw text
+        return raw.strip()
+
+
+def _parse_headers(lines: list[str]) -> tuple[dict[str, str], int]:
+    headers: dict[str, str] = {}
+    last = None
+    for i, line in enumerate(lines):
+        if not line.strip():
+            return headers, i + 1
+        if line[:1] in (" ", "\t") and last:
+            headers[last] += " " + line.strip()
+            continue
+        name, sep, value = line.partition(":")
+        if not sep or " " in name.strip():
+            return headers, i  # no blank line before the body
+        last = name.strip().lower()
+        headers[last] = value.strip()
+    return headers, len(lines)
+
+
+def _message_date(headers: dict[str, str], from_line: str) -> datetime | None:
+    for raw in (headers.get("date", ""), from_line.split("  ", 1)[-1] if "  " in from_line else ""):
+        if not raw:
+            continue
+        try:
+            dt = parsedate_to_datetime(raw)
+        except (TypeError, ValueError, IndexError):
+            try:
+                dt = datetime.strptime(" ".join(raw.split()), "%a %b %d %H:%M:%S %Y")
+            except ValueError:
+                continue
+        return (dt if dt.tzinfo else dt.replace(tzinfo=timezone.utc)).astimezone(timezone.utc)
+    return None
+
+
+def split_messages(text: str) -> list[Message]:
+    """Split mbox text at ``From_`` lines (at the start or after a blank line)."""
+    lines = archive_text(text).split("\n")
+    starts = [i for i, line in enumerate(lines)
+              if _FROM_LINE.match(line) and (i == 0 or not lines[i - 1].strip())]
+    messages = []
+    for k, start in enumerate(starts):
+        end = starts[k + 1] if k + 1 < len(starts) else len(lines)
+        chunk = lines[start + 1:end]
+        headers, body_at = _parse_headers(chunk)
+        messages.append(Message(
+            index=k, sender=headers.get("from", lines[start][5:].split("  ")[0]),
+            date=_message_date(headers, lines[start]), subject=_header_value(headers.get("subject", "")),
+            message_id=headers.get("message-id", ""), in_reply_to=headers.get("in-reply-to", ""),
+            body="\n".join(chunk[body_at:])))
+    return messages
+
+
+# -- sections ------------------------------------------------------------------------------
+
+def unquoted_lines(body: str) -> list[str]:
+    """Body lines with quoted text (``>`` at the start, any depth) removed."""
+    return [line for line in body.split("\n") if not line.lstrip().startswith(">")]
+
+
+def split_sections(body: str) -> list[Section]:
+    """Sections of a night log (quoted text dropped). Text before the first header: title ``""``."""
+    lines = unquoted_lines(body)
+    sections: list[tuple[str, list[str]]] = [("", [])]
+    i = 0
+    while i < len(lines):
+        line = lines[i]
+        m = _DASH_TITLE.match(line)
+        if m and re.search(r"[A-Za-z]", m.group("t")):
+            sections.append((m.group("t").strip(), []))
+            i += 1
+            continue
+        if (_BANNER.match(line) and i + 2 < len(lines) and _BANNER.match(lines[i + 2])
+                and lines[i + 1].strip()):
+            title = lines[i + 1].strip()
+            cur_title, cur_lines = sections[-1]
+            if not (title.lower() == cur_title.lower() and not any(s.strip() for s in cur_lines)):
+                sections.append((title, []))
+            i += 3
+            continue
+        sections[-1][1].append(line)
+        i += 1
+    return [Section(t, tuple(ls)) for t, ls in sections if t or any(s.strip() for s in ls)]
+
+
+# -- BOSS tables ---------------------------------------------------------------------------
+
+def detect_layout(line: str) -> str | None:
+    """The layout whose table header ``line`` is, else None."""
+    low = line.lower()
+    if "field-design-config" in low and "exposure" in low:
+        return "sloan_log"
+    tokens = line.split()
+    if "Filename" in tokens and "CCD" in tokens and "Flav" in tokens:
+        return "sos"
+    if re.match(r"^\s*n\s+time\s+filename\s", line) and "flav" in tokens:
+        return "list"
+    return None
+
+
+def _flavor_hartmann(flav: str, hrt: str | None, hart_marker: bool) -> tuple[str | None, str | None, bool]:
+    flavor = _FLAVOR.get(flav.lower())
+    hartmann = _HARTMANN.get(hrt.lower()) if hrt else None
+    is_h = hart_marker or flav.lower() == "hart" or hartmann in ("Left", "Right")
+    return flavor, hartmann, is_h
+
+
+def _float(s: str | None) -> float | None:
+    try:
+        return float(s) if s is not None else None
+    except ValueError:
+        return None
+
+
+def _row_sloan(line: str, mjd_hint: int | None) -> dict | None:
+    m = _SLOAN_ROW.match(line)
+    if not m:
+        return None
+    flavor, hartmann, is_h = _flavor_hartmann(m["type"], m["hart"], m["type"].lower() == "hart")
+    cams = tuple(sorted(c for c in re.split(r"[-,]", m["sos"]) if re.fullmatch(r"[br][12]", c)))
+    return dict(mjd=int(m["mjd"]), expnum=int(m["exp"]), flav_raw=m["type"], flavor=flavor,
+                hartmann=hartmann, is_hartmann=is_h, exptime=_float(m["etime"]), cameras=cams)
+
+
+def _row_list(line: str, mjd_hint: int | None) -> dict | None:
+    m = _LIST_ROW.match(line)
+    if not m:
+        return None
+    flavor, hartmann, is_h = _flavor_hartmann(m["flav"], m["hrt"], bool(m["hart"]))
+    return dict(mjd=mjd_hint, expnum=int(m["exp"]), flav_raw=m["flav"], flavor=flavor,
+                hartmann=hartmann, is_hartmann=is_h, exptime=_float(m["etime"]), cameras=(m["cam"],))
+
+
+def _row_sos(line: str, mjd_hint: int | None) -> dict | None:
+    m = _SOS_ROW.match(line)
+    if not m:
+        return None
+    tokens = m["rest"].split()
+    for i in range(1, len(tokens) - 1):  # ... EXP Flav Hrt ...: the first (flavour, door) pair
+        if tokens[i].lower() in _FLAVOR and tokens[i + 1].lower() in _HARTMANN:
+            flavor, hartmann, is_h = _flavor_hartmann(tokens[i], tokens[i + 1], False)
+            return dict(mjd=mjd_hint, expnum=int(m["exp"]), flav_raw=tokens[i], flavor=flavor,
+                        hartmann=hartmann, is_hartmann=is_h, exptime=_float(tokens[i - 1]),
+                        cameras=(m["cam"],))
+    return None
+
+
+_ROW_PARSERS = {"sloan_log": _row_sloan, "list": _row_list, "sos": _row_sos}
+
+
+def _table_segments(lines: tuple[str, ...]) -> list[tuple[str, int | None, list[str]]]:
+    """``(layout, mjd from a 'Reading FITS from' line, row lines)`` for each table header."""
+    segments: list[tuple[str, int | None, list[str]]] = []
+    mjd_hint = None
+    for line in lines:
+        if "Reading FITS from" in line:
+            m = _MJD_PATH.search(line)
+            mjd_hint = int(m.group(1)) if m else None
+            continue
+        layout = detect_layout(line)
+        if layout:
+            segments.append((layout, mjd_hint, []))
+        elif segments:
+            segments[-1][2].append(line)
+    return segments
+
+
+def parse_boss_section(section: Section, msg: Message, month: str = "") -> tuple[list[BossRow], list[str]]:
+    """Rows of one ``BOSS Data Summary`` section; warnings name the message."""
+    warnings: list[str] = []
+    segments = _table_segments(section.lines)
+    if not segments:
+        if any(s.strip() for s in section.lines):
+            warnings.append(f"BOSS Data Summary in an unknown table layout, skipped: {msg.describe()}")
+        return [], warnings
+    merged: dict[tuple[int, int], dict] = {}
+    for layout, mjd_hint, row_lines in segments:
+        n_before = len(merged)
+        for line in row_lines:
+            rec = _ROW_PARSERS[layout](line, mjd_hint)
+            if rec is None or rec["flavor"] is None or rec["mjd"] is None:
+                if _EXPNUM.search(line):
+                    why = "unknown flavour" if rec and rec["flavor"] is None else (
+                        "no MJD ('Reading FITS from' line missing)" if rec else "unparsable row")
+                    warnings.append(f"{layout} BOSS row skipped ({why}) in {msg.describe()}: {line.strip()!r}")
+                continue
+            _merge_row(merged, rec, layout)
+        if len(merged) == n_before:
+            warnings.append(f"{layout} BOSS table without rows in {msg.describe()}")
+    rows = [_to_row(rec, msg, month) for rec in merged.values()]
+    return rows, warnings
+
+
+def _merge_row(merged: dict, rec: dict, layout: str) -> None:
+    key = (rec["mjd"], rec["expnum"])
+    rec = dict(rec, layout=layout)
+    if key in merged:
+        old = merged[key]
+        old["cameras"] = tuple(sorted(set(old["cameras"]) | set(rec["cameras"])))
+        old["is_hartmann"] = old["is_hartmann"] or rec["is_hartmann"]
+    else:
+        merged[key] = rec
+
+
+def _to_row(rec: dict, msg: Message, month: str) -> BossRow:
+    cams = rec["cameras"]
+    obs = OBSERVATORY_OF_CAMERA.get(cams[0], "apo") if cams else "apo"
+    return BossRow(mjd=rec["mjd"], expnum=rec["expnum"], observatory=obs, flavor=rec["flavor"],
+                   hartmann=rec["hartmann"], is_hartmann=rec["is_hartmann"], exptime=rec["exptime"],
+                   cameras=cams or DEFAULT_CAMERAS[obs], layout=rec["layout"], msg_date=msg.date,
+                   subject=msg.subject, message_id=msg.message_id, msg_index=msg.index, month=month)
+
+
+def parse_message(msg: Message, month: str = "") -> tuple[list[BossRow], list[str]]:
+    rows: list[BossRow] = []
+    warnings: list[str] = []
+    for section in split_sections(msg.body):
+        if section.title.lower() == BOSS_TITLE:
+            r, w = parse_boss_section(section, msg, month)
+            rows += r
+            warnings += w
+    return rows, warnings
+
+
+def _post_key(row: BossRow) -> tuple:
+    stamp = row.msg_date.timestamp() if row.msg_date else float("-inf")
+    return (stamp, row.month, row.msg_index)
+
+
+def dedupe_reposts(rows: list[BossRow]) -> list[BossRow]:
+    """Per night (mjd), keep only the rows of the latest post; one row per exposure, sorted."""
+    latest: dict[int, tuple] = {}
+    for r in rows:
+        k = _post_key(r)
+        if r.mjd not in latest or k > latest[r.mjd]:
+            latest[r.mjd] = k
+    kept: dict[int, BossRow] = {}
+    for r in rows:
+        if _post_key(r) == latest[r.mjd]:
+            kept[r.expnum] = r
+    return sorted(kept.values(), key=lambda r: (r.mjd, r.expnum))
+
+
+def parse_archive(data: bytes | str, month: str = "", *, dedupe: bool = True) -> ParseResult:
+    """Parse one monthly archive (``.txt`` text or ``.txt.gz`` bytes) into BOSS rows."""
+    messages = split_messages(archive_text(data))
+    result = ParseResult(n_messages=len(messages))
+    for msg in messages:
+        rows, warnings = parse_message(msg, month)
+        result.rows += rows
+        result.warnings += warnings
+    if dedupe:
+        result.rows = dedupe_reposts(result.rows)
+    for w in result.warnings:
+        log.warning("%s", w)
+    return result
+
+
+_MONTH_FILE = re.compile(r"(\d{4})-([A-Za-z]+)\.txt(?:\.gz)?$")
+_MONTHS = ("january", "february", "march", "april", "may", "june", "july", "august",
+           "september", "october", "november", "december")
+
+
+def month_of_filename(name: str) -> str:
+    """``2023-December.txt.gz`` -> ``2023-12``; ``""`` when the name does not say."""
+    m = _MONTH_FILE.search(name)
+    if not m or m.group(2).lower() not in _MONTHS:
+        return ""
+    return f"{m.group(1)}-{_MONTHS.index(m.group(2).lower()) + 1:02d}"
+
+
+def with_month(rows: list[BossRow], month: str) -> list[BossRow]:
+    return [replace(r, month=month) for r in rows]
