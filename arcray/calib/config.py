@@ -1,0 +1,111 @@
+"""Typed configuration of the calibration stage (``arcray calibrate``).
+
+Every field states its unit. Per-camera settings live in ``cameras`` (one place); look them up
+with ``CalibConfig.for_camera(camera)``, which merges the camera's override over the defaults.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from arcray.config import StageConfig
+
+OverscanMethod = Literal["median", "row"]
+FullFrame = Literal["none", "float32", "float16"]
+
+# Default window wavelengths (A, air): bright lamp lines of each camera's lamps.
+DEFAULT_WINDOW_WAVES: dict[str, tuple[float, ...]] = {
+    "b1": (4358.34, 4799.91, 5085.82, 5460.75),  # Hg, Cd, Cd, Hg (APO HgCd + Ne)
+    "r1": (6402.25, 7032.41, 7438.90, 8377.61),  # Ne
+    "b2": (3888.65, 4471.48, 5015.68, 5852.49),  # He, He, He, Ne (LCO HeAr + Ne)
+    "r2": (6678.28, 7032.41, 7245.17, 8377.61),  # Ne
+}
+DEFAULT_WINDOW_BUNDLES: tuple[int, ...] = (5, 19)  # 1-based bundles (of 25), one each side of centre
+
+
+class WindowSpec(BaseModel):
+    """One cut-out: centred on ``wave`` (A) x ``bundle`` (1-based), or on ``row``/``col`` (trimmed px).
+
+    Pixel positions win when given. The window is shifted inwards to stay on the trimmed frame.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: str = Field(description="Label stored in the schema metadata, e.g. 'Hg4358_b05'.")
+    wave: float | None = Field(None, description="Air wavelength of the centre row, A.")
+    bundle: int | None = Field(None, ge=1, le=25, description="Fiber bundle of the centre column.")
+    row: int | None = Field(None, ge=0, description="Centre row in the trimmed frame, px.")
+    col: int | None = Field(None, ge=0, description="Centre column in the trimmed frame, px.")
+
+
+class CameraOverride(BaseModel):
+    """Per-camera settings; ``None`` means 'use the stage default / the instrument table'."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    overscan: OverscanMethod | None = Field(None, description="Overscan method for this camera.")
+    gains: tuple[float, float, float, float] | None = Field(
+        None, description="e-/ADU for amps 0..3; None = arcray.instrument.gains(camera, mjd).")
+    saturation_adu: int | None = Field(None, description="Raw ADU at/above which a pixel is saturated.")
+    bad_columns: tuple[int, ...] = Field(
+        (), description="Known bad RAW columns (0-based) of this camera; masked on every row.")
+    windows: tuple[WindowSpec, ...] | None = Field(
+        None, description="Cut-outs for this camera; None = the default bright-line grid.")
+
+
+class CalibConfig(StageConfig):
+    """Calibration of raw sdR frames to electrons, views and masks."""
+
+    overscan: OverscanMethod = Field(
+        "median", description="'median': one robust bias level per amp (ADU); 'row': a median per row.")
+    saturation_adu: int = Field(65535, description="Raw ADU at/above which a pixel is saturated.")
+    window_size: int = Field(256, ge=16, description="Side of the square cut-outs, px (native resolution).")
+    bin_factor: int = Field(8, ge=1, description="Block size of the binned full-frame view, px.")
+    binned_size: int = Field(
+        4096, description="Side of the central trimmed square that is binned, px (same for all cameras).")
+    binned_bad_fraction: float = Field(
+        0.5, description="A binned pixel is masked when more than this fraction of its pixels is bad.")
+    full_frame: FullFrame = Field(
+        "none", description="Store the full trimmed frame: none, float32 (67 MB/frame), or float16 "
+                            "of electrons/frame_float16_scale (relative error <= 2**-11).")
+    frame_float16_scale: float = Field(
+        4.0, gt=0, description="e- per float16 unit; 4 keeps 65535 ADU x 2.3 e-/ADU below float16 max.")
+    compression: str = Field("zstd", description="Parquet compression codec.")
+    compression_level: int | None = Field(1, description="Parquet compression level.")
+    cameras: dict[str, CameraOverride] = Field(
+        default_factory=dict, description="Per-camera overrides keyed by camera (b1, r1, b2, r2).")
+
+    def for_camera(self, camera: str) -> "CameraSettings":
+        """The settings in force for ``camera`` (override merged over the stage defaults)."""
+        o = self.cameras.get(camera, CameraOverride())
+        windows = o.windows if o.windows is not None else default_windows(camera)
+        return CameraSettings(
+            overscan=o.overscan or self.overscan,
+            gains=o.gains,
+            saturation_adu=o.saturation_adu if o.saturation_adu is not None else self.saturation_adu,
+            bad_columns=tuple(o.bad_columns),
+            windows=tuple(windows),
+        )
+
+
+class CameraSettings(BaseModel):
+    """Resolved per-camera settings (what the calibration verbs are called with)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    overscan: OverscanMethod
+    gains: tuple[float, float, float, float] | None
+    saturation_adu: int
+    bad_columns: tuple[int, ...]
+    windows: tuple[WindowSpec, ...]
+
+
+def default_windows(camera: str) -> tuple[WindowSpec, ...]:
+    """Bright-line x bundle grid: 4 wavelengths x 2 bundles = 8 windows for every camera."""
+    out = []
+    for wave in DEFAULT_WINDOW_WAVES[camera]:
+        for bundle in DEFAULT_WINDOW_BUNDLES:
+            out.append(WindowSpec(name=f"w{wave:.0f}_b{bundle:02d}", wave=wave, bundle=bundle))
+    return tuple(out)

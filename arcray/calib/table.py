@@ -1,0 +1,95 @@
+"""A ``CalibratedFrame`` as a one-row Arrow table (the calibrated dataset's schema), and back.
+
+Tensor columns use Arrow's canonical fixed-shape tensor extension (``arrow.fixed_shape_tensor``),
+which pyarrow, pandas (via ``tensor_to_numpy``) and Ray Data (as numpy ndarrays) all read:
+
+- ``windows: float32[n_win, 256, 256]`` electrons, ``windows_mask: uint8[n_win, 256, 256]``
+- ``binned: float32[512, 512]`` electrons (8x8 mean of the central 4096 square), ``binned_mask``
+- ``frame`` (optional, ``full_frame`` config): float32 electrons, or float16 of
+  electrons / ``frame_float16_scale``; ``frame_mask: uint8``; shape is per camera (blue
+  4112 x 4096, red 4128 x 4114 rows x cols), so read it one camera at a time.
+- ``bias_adu``, ``gain``: list<float32> of 4 (per amp), the values applied.
+
+Mask bits: 1 saturated, 2 not read (sub-frame), 4 bad column; 0 = good.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from arcray.calib.config import CalibConfig
+from arcray.calib.frame import CalibratedFrame
+from arcray.calib.metadata import metadata_schema
+from arcray.calib.steps import BAD_COLUMN, NOT_READ, SATURATED
+from arcray.calib.views import central_square
+
+MASK_BITS = {"saturated": int(SATURATED), "not_read": int(NOT_READ), "bad_column": int(BAD_COLUMN)}
+
+
+def tensor_column(arr: np.ndarray) -> pa.ExtensionArray:
+    """One ndarray -> a length-1 fixed-shape tensor array."""
+    arr = np.ascontiguousarray(arr)
+    return pa.FixedShapeTensorArray.from_numpy_ndarray(arr.reshape((1, *arr.shape)))
+
+
+def tensor_to_numpy(column: Any, shape: tuple[int, ...] | None = None) -> np.ndarray:
+    """A tensor column -> ndarray ``[n_rows, *shape]``.
+
+    ``column``: a pyarrow (Chunked)Array of the tensor type, or a pandas Series as produced by
+    ``to_pandas`` (each cell a flat array: pass ``shape``, e.g. from ``tensor_shape(schema, name)``).
+    """
+    if isinstance(column, pa.ChunkedArray):
+        column = column.combine_chunks()
+    if isinstance(column, pa.ExtensionArray):
+        return column.to_numpy_ndarray()
+    if shape is None:
+        raise ValueError("a pandas tensor column needs its shape (tensor_shape(schema, name))")
+    return np.stack([np.asarray(v) for v in column]).reshape(len(column), *shape)
+
+
+def tensor_shape(schema: pa.Schema, name: str) -> tuple[int, ...]:
+    """The per-row shape of tensor column ``name`` in ``schema``."""
+    return tuple(schema.field(name).type.shape)
+
+
+def frame_table(cf: CalibratedFrame, config: CalibConfig) -> pa.Table:
+    """One row: metadata columns, then per-amp values, views and masks (and the full frame)."""
+    cols: dict[str, pa.Array] = {}
+    schema = metadata_schema()
+    for f in schema:
+        cols[f.name] = pa.array([cf.meta[f.name]], type=f.type)
+    cols["bias_adu"] = pa.array([list(cf.bias_adu)], type=pa.list_(pa.float32()))
+    cols["gain"] = pa.array([list(cf.gains)], type=pa.list_(pa.float32()))
+    cols["windows"] = tensor_column(cf.windows)
+    cols["windows_mask"] = tensor_column(cf.windows_mask)
+    cols["binned"] = tensor_column(cf.binned)
+    cols["binned_mask"] = tensor_column(cf.binned_mask)
+    if config.full_frame == "float32":
+        cols["frame"] = tensor_column(cf.electrons)
+        cols["frame_mask"] = tensor_column(cf.mask)
+    elif config.full_frame == "float16":
+        scaled = cf.electrons * np.float32(1.0 / config.frame_float16_scale)
+        cols["frame"] = tensor_column(scaled.astype(np.float16))
+        cols["frame_mask"] = tensor_column(cf.mask)
+    return pa.table(cols)
+
+
+def views_metadata(cf: CalibratedFrame, config: CalibConfig) -> dict[str, Any]:
+    """What a reader needs to place the views: window names/origins, binned region, mask bits."""
+    rs, cs = central_square(cf.electrons.shape, config.binned_size)
+    return {
+        "camera": cf.camera,
+        "window_size": config.window_size,
+        "window_names": list(cf.window_names),
+        "window_origins": [list(o) for o in cf.window_origins],  # (row0, col0) trimmed px
+        "binned_origin": [rs.start, cs.start],
+        "binned_factor": config.bin_factor,
+        "trimmed_shape": list(cf.electrons.shape),
+        "mask_bits": MASK_BITS,
+        "units": "electrons",
+        "full_frame": config.full_frame,
+        "frame_float16_scale": config.frame_float16_scale if config.full_frame == "float16" else None,
+    }
