@@ -1,0 +1,111 @@
+"""The simulated sloan-25mlog archive: layouts by date, exact exposure lists, determinism."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import os
+import random
+from datetime import datetime, timedelta
+
+from arcray.ingest.logparse import parse_archive, split_messages, split_sections
+from arcray.sim.mailman import (mjd_date, render_month_texts, render_night_messages,
+                                write_month_archives)
+from arcray.sim.types import SimExposure
+
+FLAVORS = ["arc", "flat", "arc", "arc", "flat", "science", "bias", "arc", "flat", "dark"]
+
+
+def make_exposures(start_mjd: int, nights: int, expstart: int, seed: int = 1) -> list[SimExposure]:
+    """~10 APO exposures a night: arcs, flats, one Hartmann pair, science/bias/dark; a few b1-only."""
+    rng = random.Random(seed)
+    out, n = [], expstart
+    for mjd in range(start_mjd, start_mjd + nights):
+        t0 = mjd_date(mjd) - timedelta(hours=3)
+        for k, flavor in enumerate(FLAVORS):
+            hart = {2: "Left", 3: "Right"}.get(k, "Out")
+            cams = ("b1",) if rng.random() < 0.1 else ("b1", "r1")
+            out.append(SimExposure(
+                expnum=n, mjd=mjd, observatory="apo", flavor=flavor, hartmann=hart,
+                exptime=4.09 if flavor == "arc" else 25.0 if flavor == "flat" else 900.0,
+                date_obs=t0 + timedelta(minutes=4 * k), cameras=cams, field_id=-999 if k < 5 else 101234,
+                design_id=-999 if k < 5 else 23456, config_id=-999 if k < 5 else 7890,
+                colla=1200 + k, collb=1190, collc=1185, temperature=5.0 + 0.1 * k))
+            n += 1
+    return out
+
+
+def _key(e) -> tuple:
+    return (e.mjd, e.expnum, e.flavor, e.hartmann, e.is_hartmann, tuple(e.cameras))
+
+
+def _parsed_by_layout(exps, seed):
+    rows = []
+    for (y, m), text in render_month_texts(exps, seed).items():
+        res = parse_archive(text, f"{y}-{m:02d}")
+        assert res.warnings == []
+        rows += res.rows
+    return rows
+
+
+def test_each_layout_lists_exactly_the_rendered_exposures():
+    exps = make_exposures(60275, 14, 379000) + make_exposures(60795, 14, 392000, seed=2)
+    rows = _parsed_by_layout(exps, seed=7)
+    assert {_key(r) for r in rows} == {_key(e) for e in exps}
+    assert len(rows) == len(exps)
+    by_layout: dict[str, set] = {}
+    for r in rows:
+        by_layout.setdefault(r.layout, set()).add(r.mjd)
+    # Nov-Dec 2023: sloan_log and list; 2025: SOS and sloan_log -> all three across years
+    assert set(by_layout) == {"sloan_log", "list", "sos"}
+    assert all(mjd < 60676 for mjd in by_layout["list"])
+    assert all(mjd >= 60676 for mjd in by_layout["sos"])  # 60676 = 2025-01-01
+    for layout, mjds in by_layout.items():  # each layout's nights list exactly their exposures
+        want = {_key(e) for e in exps if e.mjd in mjds}
+        assert {_key(r) for r in rows if r.layout == layout} == want
+    hart = [r for r in rows if r.is_hartmann]
+    assert len(hart) == 2 * 28 and {r.hartmann for r in hart} == {"Left", "Right"}
+    assert all(r.flavor == "arc" for r in hart)
+
+
+def test_replies_reposts_and_scrubbed_notes_are_rendered():
+    exps = make_exposures(60275, 20, 379000)
+    texts = render_month_texts(exps, seed=3)
+    msgs = [m for t in texts.values() for m in split_messages(t)]
+    subjects = [m.subject for m in msgs]
+    assert sum(s.startswith("Re: ") for s in subjects) >= 2
+    assert sum("(corrected)" in s for s in subjects) >= 2
+    replies = [m for m in msgs if m.subject.startswith("Re: ")]
+    assert all(m.in_reply_to for m in replies)
+    assert any("> ---- BOSS Data Summary ----" in m.body for m in replies)
+    allt = "".join(texts.values())
+    assert "-------------- next part --------------" in allt and "An HTML attachment was scrubbed" in allt
+    assert "@" not in "".join(m.sender for m in msgs) and " at example.org" in msgs[0].sender
+    titles = {s.title for s in split_sections(msgs[0].body)}
+    assert {"Observing Summary", "Data Log", "APOGEE Data Summary", "BOSS Data Summary",
+            "BOSS Spectrographs Collimation", "SOS ERRORS/WARNINGS", "Log Support"} <= titles
+    # a first post of a corrected night misses exposures; the repost is complete
+    for mjd in {e.mjd for e in exps}:
+        night = render_night_messages(mjd, [e for e in exps if e.mjd == mjd], 3)
+        if len(night) > 1 and "(corrected)" in night[1][1]:
+            first = parse_archive(night[0][1]).rows
+            assert 0 < len(first) < sum(e.mjd == mjd for e in exps)
+
+
+def test_archives_are_deterministic_gzip_named_by_month(tmp_path):
+    exps = make_exposures(60275, 10, 379000)
+    a = write_month_archives(exps, str(tmp_path / "a"), seed=5)
+    b = write_month_archives(exps, str(tmp_path / "b"), seed=5)
+    assert [os.path.basename(p) for p in a] == ["2023-November.txt.gz", "2023-December.txt.gz"]
+    digest = [hashlib.sha256(open(p, "rb").read()).hexdigest() for p in a]
+    assert digest == [hashlib.sha256(open(p, "rb").read()).hexdigest() for p in b]
+    c = write_month_archives(exps, str(tmp_path / "c"), seed=6)
+    assert digest != [hashlib.sha256(open(p, "rb").read()).hexdigest() for p in c]
+    with open(a[0], "rb") as f:
+        raw = f.read()
+    assert raw[:2] == b"\x1f\x8b" and raw[4:8] == b"\0\0\0\0"  # gzip mtime 0
+    assert gzip.decompress(raw).decode().startswith("From ")
+    # LCO exposures are not on the APO list
+    lco = [SimExposure(expnum=47000, mjd=60280, observatory="lco", flavor="arc", hartmann="Out",
+                       exptime=45.0, date_obs=datetime(2023, 12, 2, 1), cameras=("b2", "r2"))]
+    assert write_month_archives(lco, str(tmp_path / "d"), seed=5) == []
