@@ -1,0 +1,1 @@
+"""Autoencoder models, normalisation, split, PCA baseline and the model store (pure torch)."""

@@ -1,0 +1,1 @@
+"""Ray layer of training: per-worker loop, TorchTrainer driver, Tune search, figures."""

@@ -1,0 +1,115 @@
+"""Training data through Ray Data: calibrated frames of one (camera, flavor) -> view arrays.
+
+``read_parquet`` on ``calibrated/camera=<cam>/flavor=<flavor>/``, a ``map_batches`` that cuts the
+model's view out of each frame (``View.extract``, the same function ``arcray embed`` uses) and
+labels the night's split, then numeric columns only (``x`` float32 [h, w] electrons, ``m`` uint8
+mask) for the workers' ``get_dataset_shard(...).iter_torch_batches``.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import re
+from dataclasses import dataclass
+
+import numpy as np
+
+from arcray.errors import InputError
+from arcray.model.normalise import AsinhNormaliser
+from arcray.model.split import SPLITS, split_codes
+from arcray.model.view import View
+from arcray.paths import Layout, is_uri
+
+_MJD_RE = re.compile(r"mjd=(\d+)")
+
+
+def partition_dir(data_root: str, camera: str, flavor: str) -> str:
+    return f"{Layout(data_root).calibrated}/camera={camera}/flavor={flavor}"
+
+
+def list_cameras(data_root: str, flavor: str) -> list[str]:
+    """Cameras that have ``flavor`` frames in the calibrated dataset (local roots)."""
+    base = Layout(data_root).calibrated
+    found = sorted(os.path.basename(os.path.dirname(p)).split("=", 1)[1]
+                   for p in glob.glob(f"{base}/camera=*/flavor={flavor}"))
+    if not found:
+        raise InputError(f"no calibrated {flavor!r} frames under {base}")
+    return found
+
+
+class _ToView:
+    """map_batches callable: calibrated rows -> ``x``, ``m``, ``split``, ``expnum``, ``mjd``."""
+
+    def __init__(self, view: View):
+        self.view = view
+
+    def __call__(self, batch: dict) -> dict:
+        x, m = self.view.extract(batch[self.view.column], batch.get(self.view.mask_column))
+        mjd = np.array([int(_MJD_RE.search(p).group(1)) for p in batch["path"]], np.int32)
+        return {"x": x, "m": m, "split": split_codes(mjd), "expnum": batch["expnum"].astype(np.int64),
+                "mjd": mjd}
+
+
+def read_view_dataset(data_root: str, camera: str, flavor: str, view: View, *,
+                      max_frames: int | None = None):
+    """A Ray Dataset of the view of every frame of (camera, flavor), with its split code."""
+    import pyarrow.parquet as pq
+    import ray
+
+    path = partition_dir(data_root, camera, flavor)
+    if not is_uri(path):
+        files = sorted(glob.glob(f"{path}/mjd=*/*.parquet"))
+        if not files:
+            raise InputError(f"no calibrated frames for camera={camera} flavor={flavor} in {path}")
+        names = pq.read_schema(files[0]).names
+        if view.column not in names:
+            raise InputError(f"calibrated frames have no column {view.column!r}")
+    else:
+        names = [view.column, view.mask_column]
+    cols = ["expnum", view.column] + ([view.mask_column] if view.mask_column in names else [])
+    ds = ray.data.read_parquet(path, columns=cols, include_paths=True, partitioning=None)
+    if max_frames:
+        ds = ds.limit(max_frames)
+    return ds.map_batches(_ToView(view), batch_format="numpy", batch_size=16)
+
+
+@dataclass
+class PreparedData:
+    """Materialised view datasets per split + the normaliser fitted on the training split."""
+
+    train: object  # ray.data.Dataset, columns x, m
+    val: object
+    test: object
+    normaliser: AsinhNormaliser
+    counts: dict
+
+    def ray_datasets(self) -> dict:
+        return {"train": self.train, "val": self.val}
+
+    def arrays(self, split: str, limit: int | None = None) -> dict:
+        """numpy ``x``, ``m``, ``expnum``, ``mjd`` of a split (on the driver; small data)."""
+        ds = getattr(self, split)
+        n = ds.count() if limit is None else min(limit, ds.count())
+        if n == 0:
+            return {"x": np.zeros((0, 1, 1), np.float32), "m": np.zeros((0, 1, 1), np.uint8),
+                    "expnum": np.zeros(0, np.int64), "mjd": np.zeros(0, np.int32)}
+        return ds.take_batch(n, batch_format="numpy")
+
+
+def prepare_data(data_root: str, camera: str, flavor: str, view: View, *,
+                 max_frames: int | None = None, normaliser_sample: int = 512) -> PreparedData:
+    """Read, cut the view, split by night, fit the normaliser on (a sample of) training frames."""
+    ds = read_view_dataset(data_root, camera, flavor, view, max_frames=max_frames).materialize()
+    parts = {name: ds.filter(lambda r, c=code: r["split"] == c).materialize()
+             for code, name in enumerate(SPLITS)}
+    counts = {name: parts[name].count() for name in SPLITS}
+    if counts["train"] == 0 or counts["val"] == 0:
+        raise InputError(f"camera={camera} flavor={flavor}: need training and validation nights, "
+                         f"got {counts} frames per split")
+    sample = parts["train"].take_batch(min(normaliser_sample, counts["train"]), batch_format="numpy")
+    norm = AsinhNormaliser.fit(sample["x"], sample["m"])
+    keep = ["x", "m", "expnum", "mjd"]
+    return PreparedData(train=parts["train"].select_columns(keep),
+                        val=parts["val"].select_columns(keep),
+                        test=parts["test"].select_columns(keep), normaliser=norm, counts=counts)

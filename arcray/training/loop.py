@@ -1,0 +1,140 @@
+"""The per-worker training loop run by Ray Train (one copy per worker).
+
+Data from ``ray.train.get_dataset_shard``; model wrapped by ``prepare_model`` (DDP: gloo on CPU,
+nccl on GPU); bf16 autocast on GPU; losses summed over good pixels and all-reduced so every
+worker sees the same exact epoch means (and takes the same early-stopping decision); a checkpoint
+per epoch (model, optimiser, normaliser, config, epoch, early-stopping state) reported by rank 0;
+resume from ``ray.train.get_checkpoint()``.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import tempfile
+import time
+
+import torch
+
+from arcray.model.ae import AEConfig, build_autoencoder
+from arcray.model.loss import masked_sse_count
+from arcray.model.normalise import AsinhNormaliser
+
+STATE_FILE = "state.pt"
+
+
+def save_state(directory: str, model, optimizer, config: dict, epoch: int, best: float,
+               bad_epochs: int, history: list | None = None) -> None:
+    inner = getattr(model, "module", model)
+    torch.save({"model": {k: v.detach().cpu() for k, v in inner.state_dict().items()},
+                "optimizer": optimizer.state_dict(), "ae_config": config["ae_config"],
+                "normaliser": config["normaliser"], "config": _plain(config), "epoch": epoch,
+                "best_val_loss": best, "bad_epochs": bad_epochs, "history": history or []},
+               os.path.join(directory, STATE_FILE))
+
+
+def load_state(directory: str) -> dict:
+    return torch.load(os.path.join(directory, STATE_FILE), map_location="cpu", weights_only=False)
+
+
+def _plain(config: dict) -> dict:
+    return {k: v for k, v in config.items() if not callable(v)}
+
+
+def _allreduce(values: list[float]) -> list[float]:
+    import torch.distributed as dist
+
+    t = torch.tensor(values, dtype=torch.float64)
+    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+        dist.all_reduce(t)
+    return t.tolist()
+
+
+def run_epoch(model, batches, norm: AsinhNormaliser, device, *, optimizer=None,
+              autocast: bool = False) -> tuple[float, float, int]:
+    """One pass; returns (sum of squared errors, good pixels, samples). Trains if ``optimizer``."""
+    sse, npix, nsamp = 0.0, 0.0, 0
+    model.train(optimizer is not None)
+    for batch in batches:
+        x = batch["x"].to(device, torch.float32)
+        m = batch["m"].to(device)
+        y = norm.forward(x)
+        with torch.set_grad_enabled(optimizer is not None), \
+                torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=autocast):
+            pred = model(y)
+        s, n = masked_sse_count(pred, y, m)
+        if optimizer is not None:
+            optimizer.zero_grad(set_to_none=True)
+            (s / n.clamp_min(1.0)).backward()
+            optimizer.step()
+        sse, npix, nsamp = sse + float(s.detach()), npix + float(n), nsamp + len(x)
+    return sse, npix, nsamp
+
+
+def _resume(model, optimizer) -> tuple[int, float, int, list]:
+    import ray.train
+
+    ckpt = ray.train.get_checkpoint()
+    if ckpt is None:
+        return 0, math.inf, 0, []
+    with ckpt.as_directory() as d:
+        state = load_state(d)
+    model.load_state_dict(state["model"])
+    optimizer.load_state_dict(state["optimizer"])
+    return state["epoch"] + 1, state["best_val_loss"], state["bad_epochs"], state.get("history", [])
+
+
+def train_loop_per_worker(config: dict) -> None:
+    """Ray Train loop. ``config``: ae_config, normaliser (dicts), lr, epochs, batch_size, patience,
+    weight_decay, seed, optional ``epoch_hook(epoch, rank)`` (called at each epoch start)."""
+    import ray.train
+    import ray.train.torch
+
+    ctx = ray.train.get_context()
+    rank = ctx.get_world_rank()
+    torch.manual_seed(int(config.get("seed", 0)))
+    device = ray.train.torch.get_device()
+    model = build_autoencoder(AEConfig(**config["ae_config"]))
+    optimizer = torch.optim.AdamW(model.parameters(), lr=float(config["lr"]),
+                                  weight_decay=float(config.get("weight_decay", 0.0)))
+    start, best, bad, history = _resume(model, optimizer)
+    model = ray.train.torch.prepare_model(model)
+    norm = AsinhNormaliser.from_dict(config["normaliser"])
+    autocast = device.type == "cuda" and bool(config.get("bf16", True))
+    bs = int(config.get("batch_size", 32))
+    train_shard, val_shard = ray.train.get_dataset_shard("train"), ray.train.get_dataset_shard("val")
+    hook = config.get("epoch_hook")
+    for epoch in range(start, int(config["epochs"])):
+        if hook is not None:
+            hook(epoch, rank)
+        t0 = time.perf_counter()
+        tr = run_epoch(model, train_shard.iter_torch_batches(batch_size=bs), norm, device,
+                       optimizer=optimizer, autocast=autocast)
+        t1 = time.perf_counter()
+        va = run_epoch(model, val_shard.iter_torch_batches(batch_size=bs), norm, device,
+                       autocast=autocast)
+        tr_sse, tr_n, tr_s, va_sse, va_n, va_s = _allreduce([*tr, *va])
+        train_loss, val_loss = tr_sse / max(tr_n, 1.0), va_sse / max(va_n, 1.0)
+        if val_loss < best - float(config.get("min_delta", 0.0)):
+            best, bad = val_loss, 0
+        else:
+            bad += 1
+        stop = bad >= int(config.get("patience", 5))
+        metrics = {"epoch": epoch, "train_loss": train_loss, "val_loss": val_loss,
+                   "best_val_loss": best, "start_epoch": start, "train_samples": int(tr_s),
+                   "samples_per_s": tr_s / max(t1 - t0, 1e-9), "early_stopped": int(stop)}
+        history.append(metrics)
+        _report(metrics, model, optimizer, config, epoch, best, bad, rank, history)
+        if stop:
+            break
+
+
+def _report(metrics, model, optimizer, config, epoch, best, bad, rank, history) -> None:
+    import ray.train
+
+    with tempfile.TemporaryDirectory() as d:
+        checkpoint = None
+        if rank == 0:
+            save_state(d, model, optimizer, config, epoch, best, bad, history)
+            checkpoint = ray.train.Checkpoint.from_directory(d)
+        ray.train.report(metrics, checkpoint=checkpoint)

@@ -1,0 +1,186 @@
+"""Driver: one ``TorchTrainer`` per (camera, flavor, latent, arch), and registering its best model.
+
+``train_camera`` prepares the view dataset (Ray Data), builds the trainer
+(``ScalingConfig(num_workers, use_gpu=auto)``, ``RunConfig(storage_path=Layout.train_runs,
+failure_config, checkpoint_config)``), fits, scores the best checkpoint on the test nights next to
+PCA at the same latent size, and saves it in the model store.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from pydantic import Field
+
+from arcray.config import StageConfig
+from arcray.errors import ArcrayError, ConfigError
+from arcray.model.ae import AEConfig, arch_config, build_autoencoder
+from arcray.model.loss import masked_mse_np
+from arcray.model.normalise import AsinhNormaliser
+from arcray.model.pca import fit_pca
+from arcray.model.store import save_model
+from arcray.model.view import View
+from arcray.paths import Layout
+from arcray.training.data import PreparedData, prepare_data
+from arcray.training.loop import load_state, train_loop_per_worker
+
+log = logging.getLogger(__name__)
+
+
+class TrainConfig(StageConfig):
+    """One training run of one camera's autoencoder."""
+
+    camera: str = Field("b1", description="camera (b1, r1, b2, r2)")
+    flavor: str = Field("arc", description="frame flavor (arc or flat)")
+    arch: str = Field("small3", description="named architecture (arcray.model.ae.ARCHS)")
+    latent: int = Field(4, ge=1, le=64, description="latent size")
+    lr: float = Field(2e-3, gt=0, description="AdamW learning rate")
+    weight_decay: float = Field(0.0, ge=0, description="AdamW weight decay")
+    epochs: int = Field(30, ge=1, description="maximum epochs")
+    batch_size: int = Field(32, ge=1, description="samples per batch per worker")
+    patience: int = Field(6, ge=1, description="early stopping: epochs without val improvement")
+    seed: int = Field(0, description="torch seed")
+    workers: int = Field(1, ge=1, description="Ray Train workers")
+    cpus_per_worker: int = Field(1, ge=1, description="logical CPUs per worker")
+    use_gpu: bool | None = Field(None, description="None = use a GPU when the cluster has one")
+    max_failures: int = Field(2, ge=0, description="worker-group restarts before giving up")
+    keep_checkpoints: int = Field(2, ge=1, description="checkpoints kept (best by val_loss)")
+    column: str = Field("windows", description="calibrated column: windows or binned")
+    window: int = Field(0, ge=0, description="window index (column=windows)")
+    crop: tuple[int, int, int, int] | None = Field((96, 96, 64, 64),
+                                                   description="(row0, col0, h, w) px; None = all")
+    downsample: int = Field(1, ge=1, description="block-mean downsampling factor")
+    max_frames: int | None = Field(None, description="read at most this many frames (smoke)")
+
+    def view(self) -> View:
+        return View(column=self.column, window=self.window, crop=self.crop,
+                    downsample=self.downsample)
+
+
+def resolve_use_gpu(use_gpu: bool | None) -> bool:
+    if use_gpu is not None:
+        return use_gpu
+    import ray
+
+    return ray.cluster_resources().get("GPU", 0) > 0
+
+
+def model_config(cfg: TrainConfig, prepared: PreparedData) -> AEConfig:
+    h, w = (np.asarray(prepared.train.take_batch(1, batch_format="numpy")["x"]).shape[1:])
+    return arch_config(cfg.arch, cfg.latent, h, w)
+
+
+def loop_config(cfg: TrainConfig, ae_cfg: AEConfig, normaliser: AsinhNormaliser,
+                **extra: Any) -> dict:
+    """The dict every worker's ``train_loop_per_worker`` receives."""
+    return {"ae_config": ae_cfg.to_dict(), "normaliser": normaliser.to_dict(), "lr": cfg.lr,
+            "weight_decay": cfg.weight_decay, "epochs": cfg.epochs, "batch_size": cfg.batch_size,
+            "patience": cfg.patience, "seed": cfg.seed, "camera": cfg.camera, "flavor": cfg.flavor,
+            "view": cfg.view().to_dict(), "config_hash": cfg.config_hash(), **extra}
+
+
+def build_trainer(loop_cfg: dict, datasets: dict, cfg: TrainConfig, *, storage_path: str,
+                  name: str, callbacks: list | None = None):
+    """One ``TorchTrainer`` (Train V2) for ``loop_cfg`` over ``datasets`` (train, val)."""
+    from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
+    from ray.train.torch import TorchTrainer
+
+    use_gpu = resolve_use_gpu(cfg.use_gpu)
+    res = {"CPU": cfg.cpus_per_worker, **({"GPU": 1} if use_gpu else {})}
+    return TorchTrainer(
+        train_loop_per_worker,
+        train_loop_config=loop_cfg,
+        datasets=datasets,
+        scaling_config=ScalingConfig(num_workers=cfg.workers, use_gpu=use_gpu,
+                                     resources_per_worker=res),
+        run_config=RunConfig(
+            name=name, storage_path=storage_path, callbacks=callbacks or [],
+            failure_config=FailureConfig(max_failures=cfg.max_failures),
+            checkpoint_config=CheckpointConfig(num_to_keep=cfg.keep_checkpoints,
+                                               checkpoint_score_attribute="val_loss",
+                                               checkpoint_score_order="min")),
+    )
+
+
+def model_from_checkpoint(ckpt_dir: str):
+    """``(ConvAutoencoder, AsinhNormaliser, state)`` from a training checkpoint directory."""
+    state = load_state(ckpt_dir)
+    model = build_autoencoder(AEConfig(**state["ae_config"]))
+    model.load_state_dict(state["model"])
+    return model.eval(), AsinhNormaliser.from_dict(state["normaliser"]), state
+
+
+@torch.no_grad()
+def ae_loss(model, normaliser: AsinhNormaliser, arrays: dict) -> float:
+    """Masked MSE (normalised units) of the autoencoder on a split's arrays (driver side)."""
+    if len(arrays["x"]) == 0:
+        return float("nan")
+    y = normaliser.forward(np.asarray(arrays["x"], np.float32))
+    pred = model(torch.from_numpy(y)).float().numpy()
+    return masked_mse_np(pred, y, arrays["m"])
+
+
+def pca_losses(prepared: PreparedData, latents, *, limit: int = 2000) -> dict[int, dict]:
+    """PCA fitted on training frames, scored on val and test, per latent size."""
+    norm = prepared.normaliser
+    tr = prepared.arrays("train", limit)
+    ytr = norm.forward(np.asarray(tr["x"], np.float32))
+    evals = {}
+    for split in ("val", "test"):
+        a = prepared.arrays(split, limit)
+        if len(a["x"]):
+            evals[split] = (norm.forward(np.asarray(a["x"], np.float32)), a["m"])
+    out = {}
+    for lat in latents:
+        p = fit_pca(ytr, lat, tr["m"])
+        out[lat] = {f"pca_{s}_loss": masked_mse_np(p.decode(p.encode(y)), y, m)
+                    for s, (y, m) in evals.items()}
+    return out
+
+
+def register(layout: Layout, ckpt_dir: str, prepared: PreparedData, *, camera: str, flavor: str,
+             view: View, metrics: dict, config_hash: str | None) -> str:
+    """Score the checkpoint on the test nights and save it at ``layout.model_dir``."""
+    model, norm, state = model_from_checkpoint(ckpt_dir)
+    lat = model.cfg.latent
+    test = prepared.arrays("test", 2000)
+    metrics = {**metrics, "test_loss": ae_loss(model, norm, test), "epoch": state["epoch"],
+               **pca_losses(prepared, [lat]).get(lat, {}), "n_frames": prepared.counts}
+    out = layout.model_dir(camera, flavor, lat)
+    save_model(out, model, normaliser=norm, view=view, camera=camera, flavor=flavor,
+               metrics=metrics, config_hash=config_hash)
+    return out
+
+
+def train_camera(data_root: str, out_root: str, cfg: TrainConfig, *, epoch_hook=None,
+                 prepared: PreparedData | None = None) -> dict:
+    """Train one model (Ray Train), register its best checkpoint; return a summary dict."""
+    layout = Layout(out_root)
+    prepared = prepared or prepare_data(data_root, cfg.camera, cfg.flavor, cfg.view(),
+                                        max_frames=cfg.max_frames)
+    ae_cfg = model_config(cfg, prepared)
+    lcfg = loop_config(cfg, ae_cfg, prepared.normaliser,
+                       **({"epoch_hook": epoch_hook} if epoch_hook else {}))
+    name = f"train-{cfg.camera}-{cfg.flavor}-l{cfg.latent}-{cfg.arch}-{cfg.config_hash()}"
+    trainer = build_trainer(lcfg, prepared.ray_datasets(), cfg, storage_path=layout.train_runs,
+                            name=name)
+    try:
+        result = trainer.fit()
+    except Exception as exc:  # noqa: BLE001 - Ray wraps worker errors; keep one line
+        raise ArcrayError(f"training {name} failed: {type(exc).__name__}: {exc}") from exc
+    best = result.get_best_checkpoint("val_loss", "min") or result.checkpoint
+    if best is None:
+        raise ConfigError(f"training {name} produced no checkpoint")
+    with result.checkpoint.as_directory() as d:  # the latest one carries the whole history
+        hist = pd.DataFrame(load_state(d)["history"])
+    metrics = {"val_loss": float(hist["val_loss"].min()), "train_loss": float(hist["train_loss"].iloc[-1]),
+               "epochs_run": int(len(hist)), "arch": cfg.arch, "lr": cfg.lr}
+    with best.as_directory() as d:
+        model_dir = register(layout, d, prepared, camera=cfg.camera, flavor=cfg.flavor,
+                             view=cfg.view(), metrics=metrics, config_hash=cfg.config_hash())
+    return {"model_dir": model_dir, "metrics": metrics, "history": hist,
+            "final": dict(result.metrics or {}), "run_path": result.path}
