@@ -314,7 +314,7 @@ def parse_boss_section(section: Section, msg: Message, month: str = "") -> tuple
         for line in row_lines:
             rec = _ROW_PARSERS[layout](line, mjd_hint)
             if rec is None or rec["flavor"] is None or rec["mjd"] is None:
-                if _EXPNUM.search(line):
+                if re.match(r"\s*\d", line) and _EXPNUM.search(line):  # row-like, not legend
                     why = "unknown flavour" if rec and rec["flavor"] is None else (
                         "no MJD ('Reading FITS from' line missing)" if rec else "unparsable row")
                     warnings.append(f"{layout} BOSS row skipped ({why}) in {msg.describe()}: {line.strip()!r}")
