@@ -1,0 +1,236 @@
+"""Download the manifest's raw frames from the SAS in a pool of Ray actors.
+
+Pure part: ``DownloadConfig``, ``select_frames`` (manifest rows -> frame list), the downloads table
+(``Layout.downloads``, one row per file, keyed by camera+expnum, rewritten atomically).
+Ray part: ``DownloadActor`` (one ``SasClient`` + ``requests.Session`` each) driven by
+``ray.util.ActorPool.map_unordered``; ``run_download`` ties them together. A file that keeps failing
+becomes a row with its reason and never stops the job; a refused login stops it before any download.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Callable, Optional
+from urllib.parse import urlsplit
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+from pydantic import Field
+
+from arcray.config import StageConfig
+from arcray.credentials import Credentials
+from arcray.errors import InputError
+from arcray.ingest.sas_client import FetchResult, FrameTask, RetryPolicy, SasClient
+from arcray.io import atomic_write_parquet, exists, provenance
+from arcray.paths import Layout, sas_relpath
+
+DOWNLOADS_SCHEMA = pa.schema([
+    pa.field("camera", pa.string()), pa.field("mjd", pa.int32()), pa.field("expnum", pa.int64()),
+    pa.field("path", pa.string()), pa.field("status", pa.string()),  # ok | skipped | failed
+    pa.field("bytes", pa.int64()), pa.field("attempts", pa.int32()), pa.field("seconds", pa.float64()),
+    pa.field("reason", pa.string()), pa.field("finished_at", pa.timestamp("us", tz="UTC")),
+])
+SMOKE_FILES = 4
+
+
+class DownloadConfig(StageConfig):
+    """Options of ``arcray download`` (no secrets here: this is hashed into provenance)."""
+
+    base_url: str = Field(description="SAS root URL, e.g. https://data.sdss5.org/sas/ (a bare host gets /sas/)")
+    flavors: tuple[str, ...] = Field(("arc", "flat"), description="manifest flavors to fetch")
+    cameras: Optional[tuple[str, ...]] = Field(None, description="cameras to fetch (None: all listed)")
+    mjd_min: Optional[int] = Field(None, description="first MJD (inclusive)")
+    mjd_max: Optional[int] = Field(None, description="last MJD (inclusive)")
+    include_hartmann: bool = Field(False, description="also fetch Hartmann focus arcs")
+    actors: int = Field(8, ge=1, le=256, description="parallel download actors")
+    actor_cpus: float = Field(0.5, gt=0, description="logical CPUs reserved per actor")
+    max_attempts: int = Field(6, ge=1, description="tries per file")
+    backoff_s: float = Field(0.5, ge=0, description="first retry back-off, s (doubles, jittered)")
+    backoff_max_s: float = Field(8.0, ge=0, description="back-off cap, s")
+    connect_timeout_s: float = Field(10.0, gt=0, description="TCP connect timeout, s")
+    read_timeout_s: float = Field(30.0, gt=0, description="timeout between received bytes, s")
+    limit: Optional[int] = Field(None, ge=1, description="fetch at most this many files")
+    smoke: bool = Field(False, description=f"fetch at most {SMOKE_FILES} files")
+
+    @property
+    def sas_root(self) -> str:
+        parts = urlsplit(self.base_url)
+        path = parts.path if parts.path not in ("", "/") else "/sas/"
+        return f"{parts.scheme}://{parts.netloc}{path.rstrip('/')}/"
+
+    @property
+    def policy(self) -> RetryPolicy:
+        return RetryPolicy(self.max_attempts, self.backoff_s, self.backoff_max_s,
+                           self.connect_timeout_s, self.read_timeout_s)
+
+
+@dataclass
+class DownloadSummary:
+    n_ok: int
+    n_skipped: int
+    n_failed: int
+    n_selected: int
+    bytes: int
+    seconds: float
+    table: str
+
+    def line(self) -> str:
+        return (f"{self.n_ok + self.n_skipped} ok, {self.n_failed} failed "
+                f"({self.n_skipped} already present, {self.bytes / 1e6:.1f} MB in {self.seconds:.1f} s)")
+
+
+def select_frames(manifest: pa.Table, cfg: DownloadConfig) -> list[tuple[str, int, int]]:
+    """``[(camera, mjd, expnum), ...]`` of the manifest rows that pass the filters, sorted."""
+    need = {"mjd", "expnum", "flavor", "cameras", "is_hartmann"}
+    missing = need - set(manifest.column_names)
+    if missing:
+        raise InputError(f"manifest lacks columns {sorted(missing)}")
+    out = set()
+    for row in manifest.select(sorted(need)).to_pylist():
+        if row["flavor"] not in cfg.flavors or (row["is_hartmann"] and not cfg.include_hartmann):
+            continue
+        if (cfg.mjd_min is not None and row["mjd"] < cfg.mjd_min) or \
+                (cfg.mjd_max is not None and row["mjd"] > cfg.mjd_max):
+            continue
+        for cam in row["cameras"] or ():
+            if cfg.cameras is None or cam in cfg.cameras:
+                out.add((cam, int(row["mjd"]), int(row["expnum"])))
+    frames = sorted(out, key=lambda f: (f[1], f[2], f[0]))
+    cap = min(x for x in (cfg.limit, SMOKE_FILES if cfg.smoke else None, len(frames)) if x is not None)
+    return frames[:cap]
+
+
+def read_downloads(path: str) -> dict[tuple[str, int], dict]:
+    """Existing downloads table as ``{(camera, expnum): row}`` (empty if none yet)."""
+    if not exists(path):
+        return {}
+    from arcray.io import read_bytes
+
+    table = pq.read_table(pa.BufferReader(read_bytes(path)))
+    return {(r["camera"], int(r["expnum"])): r for r in table.to_pylist()}
+
+
+def write_downloads(path: str, rows: dict[tuple[str, int], dict], cfg: DownloadConfig) -> None:
+    ordered = [rows[k] for k in sorted(rows, key=lambda k: (rows[k]["mjd"], k[1], k[0]))]
+    table = pa.Table.from_pylist([{f.name: r.get(f.name) for f in DOWNLOADS_SCHEMA} for r in ordered],
+                                 schema=DOWNLOADS_SCHEMA)
+    atomic_write_parquet(path, table, provenance(cfg.config_hash(), steps=["download"],
+                                                 base_url=cfg.sas_root))
+
+
+def result_row(res: FetchResult) -> dict:
+    row = {f.name: getattr(res, f.name, None) for f in DOWNLOADS_SCHEMA}
+    row["finished_at"] = datetime.now(timezone.utc)
+    return row
+
+
+def plan(layout: Layout, cfg: DownloadConfig, frames, rows) -> list[FrameTask]:
+    """Tasks for the frames not yet recorded as present (a recorded file that vanished is refetched)."""
+    todo = []
+    for cam, mjd, expnum in frames:
+        dest = layout.raw_frame(cam, mjd, expnum)
+        row = rows.get((cam, expnum))
+        if row and row["status"] in ("ok", "skipped") and exists(dest):
+            continue
+        todo.append(FrameTask(cam, mjd, expnum, cfg.sas_root + sas_relpath(cam, mjd, expnum), dest))
+    return todo
+
+
+def _actor_class():
+    import ray
+    from ray.util import metrics
+
+    @ray.remote(max_restarts=1, max_task_retries=0)
+    class DownloadActor:
+        """One SAS session; counts files, bytes, retries and failures as Ray metrics."""
+
+        def __init__(self, credentials: Credentials, policy: RetryPolicy, seed: int):
+            self.client = SasClient(credentials, policy=policy, seed=seed)
+            self.files = metrics.Counter("arcray_download_files", "frames finished", tag_keys=("status",))
+            self.bytes = metrics.Counter("arcray_download_bytes", "bytes received from the SAS")
+            self.retries = metrics.Counter("arcray_download_retries", "retried attempts")
+            self.failures = metrics.Counter("arcray_download_failures", "frames that failed for good")
+
+        def fetch(self, task: FrameTask) -> FetchResult:
+            try:
+                res = self.client.fetch(task)
+            except Exception as exc:  # a bug must not kill the pool: the file gets a row
+                res = FetchResult(task.camera, task.mjd, task.expnum, task.dest, "failed",
+                                  reason=f"internal error: {type(exc).__name__}: {exc}")
+            self.files.inc(1, tags={"status": res.status})
+            if res.downloaded:
+                self.bytes.inc(res.downloaded)
+            if res.retries:
+                self.retries.inc(res.retries)
+            if res.status == "failed":
+                self.failures.inc(1)
+            return res
+
+    return DownloadActor
+
+
+def run_download(layout: Layout, cfg: DownloadConfig, credentials: Credentials, *,
+                 manifest_path: str | None = None,
+                 progress: Callable[..., None] | None = None,
+                 flush_every_s: float = 2.0) -> DownloadSummary:
+    """Fetch the selected frames; rewrite ``layout.downloads``; return counts (no exception for M > 0)."""
+    manifest_path = manifest_path or layout.manifest
+    if not exists(manifest_path):
+        raise InputError(f"manifest {manifest_path} not found (run `arcray scrape` first)")
+    from arcray.io import read_bytes
+
+    frames = select_frames(pq.read_table(pa.BufferReader(read_bytes(manifest_path))), cfg)
+    if not frames:
+        raise InputError("no frames in the manifest match the filters")
+    t0 = time.monotonic()
+    rows = read_downloads(layout.downloads)
+    todo = plan(layout, cfg, frames, rows)
+    results: list[FetchResult] = []
+    if todo:
+        probe = SasClient(credentials, policy=cfg.policy)
+        try:
+            probe.probe(todo[0].url)  # AuthError here: nothing downloaded yet
+        finally:
+            probe.close()
+        if progress:
+            progress(0, total=len(todo))
+        results = _run_pool(todo, cfg, credentials, rows, layout, progress, flush_every_s)
+        write_downloads(layout.downloads, rows, cfg)
+    n_failed = sum(r.status == "failed" for r in results)
+    n_new = sum(r.status == "ok" for r in results)
+    return DownloadSummary(n_ok=n_new, n_skipped=len(frames) - n_new - n_failed, n_failed=n_failed,
+                           n_selected=len(frames), bytes=sum(r.downloaded for r in results),
+                           seconds=time.monotonic() - t0, table=layout.downloads)
+
+
+def _run_pool(todo, cfg, credentials, rows, layout, progress, flush_every_s) -> list[FetchResult]:
+    import ray
+    from ray.util import ActorPool, metrics
+
+    from arcray.raycluster import ensure_ray
+
+    ensure_ray()
+    n = min(cfg.actors, len(todo))
+    cls = _actor_class()
+    actors = [cls.options(num_cpus=cfg.actor_cpus).remote(credentials, cfg.policy, seed=i) for i in range(n)]
+    pending = metrics.Gauge("arcray_download_pending", "frames not yet finished in this run")
+    results, last_flush, nbytes, t0 = [], time.monotonic(), 0, time.monotonic()
+    try:
+        pool = ActorPool(actors)
+        for res in pool.map_unordered(lambda a, t: a.fetch.remote(t), todo):
+            results.append(res)
+            rows[(res.camera, res.expnum)] = result_row(res)
+            nbytes += res.downloaded
+            pending.set(len(todo) - len(results))
+            if progress:
+                rate = nbytes / 1e6 / max(1e-3, time.monotonic() - t0)
+                progress(1, description=f"download {nbytes / 1e6:,.0f} MB {rate:.1f} MB/s")
+            if time.monotonic() - last_flush > flush_every_s:
+                write_downloads(layout.downloads, rows, cfg)
+                last_flush = time.monotonic()
+    finally:
+        for a in actors:
+            ray.kill(a)
+    return results
