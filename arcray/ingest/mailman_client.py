@@ -14,10 +14,12 @@
 
 from __future__ import annotations
 
+import gzip
 import logging
 import random
 import re
 import time
+import zlib
 from dataclasses import dataclass
 from urllib.parse import urljoin, urlsplit
 
@@ -193,11 +195,36 @@ class MailmanClient:
         return dict(sorted(months.items()))
 
     def fetch_month(self, month: str, url: str | None = None) -> bytes | None:
-        """Bytes of a month's archive (gzip or plain text); None when the archive has no such month."""
+        """Bytes of a month's archive (gzip or plain text); None when the archive has no such month.
+
+        A body that is visibly incomplete (gzip that fails its CRC, text that stops mid-line; a
+        complete mbox ends with a newline) is fetched again, like a 5xx.
+        """
         url = url or urljoin(self.url, f"{month_key(month)}.txt.gz")
-        resp = self._get_authed(url)
-        if resp.status_code == 404:
-            return None
-        if resp.status_code != 200:
-            raise RemoteError(f"GET {url}: HTTP {resp.status_code}")
-        return resp.content
+        why = ""
+        for attempt in range(self.retries + 1):
+            if attempt:
+                time.sleep(self.backoff * 2 ** (attempt - 1) * (0.5 + random.random()))
+            resp = self._get_authed(url)
+            if resp.status_code == 404:
+                return None
+            if resp.status_code != 200:
+                raise RemoteError(f"GET {url}: HTTP {resp.status_code}")
+            why = _incomplete(resp.content)
+            if not why:
+                return resp.content
+            log.info("month %s: %s; fetching again", month, why)
+        raise RemoteError(f"GET {url}: {why} after {self.retries + 1} attempts")
+
+
+def _incomplete(body: bytes) -> str:
+    """Why ``body`` is not a whole monthly archive, or ``""``."""
+    if body[:2] == b"\x1f\x8b":
+        try:
+            gzip.decompress(body)
+        except (OSError, EOFError, zlib.error) as exc:
+            return f"damaged gzip ({type(exc).__name__})"
+        return ""
+    if body and not body.endswith(b"\n"):
+        return "text ends mid-line (truncated)"
+    return ""
