@@ -241,3 +241,18 @@ def test_cli_from_file_json(tmp_path):
     assert data["flats"]["60801"] == ["00392002"]
     missing = CliRunner().invoke(app, ["scrape", "--from-file", str(tmp_path / "nope.txt"), "--json"])
     assert missing.exit_code != 0
+
+
+def test_repost_in_the_next_month_wins_across_month_files():
+    from arcray.ingest.manifest import merge_manifests
+
+    first = LIST_MSG.rsplit("  5 00:50", 1)[0] + "\n"  # posted 2023-12-03, Hartmann rows missing
+    late = (LIST_MSG.replace("Sun Dec  3 13:40:00 2023", "Mon Jan  1 10:00:00 2024")
+            .replace("Sun, 03 Dec 2023 06:40:00", "Mon, 01 Jan 2024 03:00:00").replace("<b1@", "<j1@"))
+    dec = rows_to_table(parse_archive(first + SLOAN_MSG, "2023-12").rows)
+    jan = rows_to_table(parse_archive(late, "2024-01").rows)
+    merged = merge_manifests([jan, dec])
+    got = dict(zip(merged.column("expnum").to_pylist(), merged.column("month").to_pylist()))
+    assert got == {379101: "2023-12", 379102: "2023-12", 379103: "2023-12", 379104: "2023-12",
+                   379105: "2023-12", 379201: "2024-01", 379202: "2024-01", 379203: "2024-01"}
+    assert merged.schema.equals(MANIFEST_SCHEMA)
