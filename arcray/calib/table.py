@@ -93,3 +93,16 @@ def views_metadata(cf: CalibratedFrame, config: CalibConfig) -> dict[str, Any]:
         "full_frame": config.full_frame,
         "frame_float16_scale": config.frame_float16_scale if config.full_frame == "float16" else None,
     }
+
+
+def open_calibrated(path: str):
+    """The calibrated dataset (``Layout.calibrated``) as a ``pyarrow.dataset.Dataset``.
+
+    The partition keys ``camera``/``flavor``/``mjd`` are also columns of every file, with the
+    same types as the hive partitioning infers here (string, string, int32). With
+    ``pyarrow.parquet.read_table`` / ``pandas.read_parquet`` pass ``partitioning=None``.
+    Ray Data: ``ray.data.read_parquet(path)`` works as is (tensors arrive as ndarrays).
+    """
+    import pyarrow.dataset as pads
+
+    return pads.dataset(path, format="parquet", partitioning="hive")

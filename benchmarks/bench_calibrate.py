@@ -1,0 +1,193 @@
+"""Benchmark of ``arcray calibrate`` on full-size generated frames (one core unless stated).
+
+Prints, for the same frames in one run, the per-frame time of
+  (a) arcray: read (isal + direct decode) + calibrate all four amps + views + write Parquet,
+  (b) ``gzip -dc FILE > /dev/null``,
+  (c) the original study's approach: astropy ``getdata`` of the .gz, one amp, median bias, one
+      128x128 cut-out,
+plus the reader alternatives (gzip vs isal; astropy vs fitsio vs numpy frombuffer), the peak
+memory of a Ray run over 8 vs 64 frames (streaming) and the 2-vs-1 Ray worker speedup.
+
+    .venv/bin/python benchmarks/bench_calibrate.py [--frames 4] [--mem 8,64] [--skip-ray]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+for _v in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_v, "1")
+
+import numpy as np  # noqa: E402
+
+
+def best(fn, repeat: int = 2) -> float:
+    out = []
+    for _ in range(repeat):
+        t = time.perf_counter()
+        fn()
+        out.append(time.perf_counter() - t)
+    return min(out)
+
+
+def make_frames(d: str, n: int) -> list[str]:
+    from arcray.calib.testing import fits_bytes, gzip_bytes, make_raw_frame
+
+    os.makedirs(d, exist_ok=True)
+    paths = []
+    for i in range(n):
+        cam = ("b1", "r1")[i % 2]
+        kf = make_raw_frame(cam, seed=i, expnum=380700 + i, saturate_wave=None)
+        p = os.path.join(d, f"sdR-{cam}-{380700 + i:08d}.fit.gz")
+        with open(p, "wb") as f:
+            f.write(gzip_bytes(fits_bytes(kf.raw, kf.header), level=6))  # gzip's default level
+        paths.append(p)
+    return paths
+
+
+def study(path: str) -> np.ndarray:
+    from astropy.io import fits
+
+    data = fits.getdata(path)
+    amp = data[56:2112, 128:2176].astype(np.float32)
+    bias = np.median(data[56:2112, 10:68])
+    return (amp - bias)[1000:1128, 1000:1128]
+
+
+def per_frame(paths: list[str], out: str) -> dict[str, float]:
+    from arcray.calib.config import CalibConfig
+    from arcray.paths import Layout
+    from arcray.pipeline.calibrate import calibrate_file
+
+    layout, cfg = Layout(out), CalibConfig()
+    t = {k: [] for k in ("a", "b", "c")}
+    for p in paths:
+        assert calibrate_file(p, layout, cfg)["status"] == "ok"
+        t["a"].append(best(lambda: calibrate_file(p, layout, cfg)))
+        t["b"].append(best(lambda: subprocess.run(f"gzip -dc '{p}' > /dev/null", shell=True, check=True)))
+        t["c"].append(best(lambda: study(p)))
+    return {k: statistics.median(v) for k, v in t.items()}
+
+
+def readers(path: str) -> dict[str, float]:
+    import gzip
+
+    import fitsio
+    from astropy.io import fits
+    from isal import igzip
+
+    from arcray.calib.reader import decode_fits
+
+    buf = open(path, "rb").read()
+    raw = igzip.decompress(buf)
+    return {
+        "gunzip: python gzip": best(lambda: gzip.decompress(buf)),
+        "gunzip: isal igzip": best(lambda: igzip.decompress(buf)),
+        "decode: numpy frombuffer": best(lambda: decode_fits(raw)),
+        "decode+gunzip: fitsio.read(.gz)": best(lambda: fitsio.read(path)),
+        "decode+gunzip: astropy getdata(.gz)": best(lambda: np.asarray(fits.getdata(path))),
+    }
+
+
+RUN = """
+import sys, time
+from arcray.calib.config import CalibConfig
+from arcray.paths import Layout
+from arcray.pipeline.calibrate import run_calibrate
+from arcray.raycluster import ensure_ray
+ensure_ray(num_cpus=4)
+t = time.perf_counter()
+s = run_calibrate(sys.argv[1], Layout(sys.argv[2]), CalibConfig(), workers=int(sys.argv[3]))
+print("RESULT", s.n_ok, time.perf_counter() - t, flush=True)
+"""
+
+
+def ray_run(raw: str, out: str, workers: int) -> tuple[float, float, float]:
+    """(seconds of run_calibrate, peak summed RSS of the process tree, peak of the workers) in MB."""
+    import psutil
+
+    proc = subprocess.Popen([sys.executable, "-c", RUN, raw, out, str(workers)], stdout=subprocess.PIPE,
+                            stderr=subprocess.DEVNULL, text=True)
+    peak, peak_workers, stop = [0.0], [0.0], threading.Event()
+
+    def sample():
+        root = psutil.Process(proc.pid)
+        while not stop.is_set():
+            try:
+                procs = [root] + root.children(recursive=True)
+                rss = [(p.memory_info().rss, p.name()) for p in procs]
+            except psutil.Error:
+                continue
+            peak[0] = max(peak[0], sum(r for r, _ in rss) / 1e6)
+            peak_workers[0] = max(peak_workers[0], sum(r for r, n in rss if "MapWorker" in n or "Calibrate" in n) / 1e6)
+            time.sleep(0.1)
+
+    th = threading.Thread(target=sample, daemon=True)
+    th.start()
+    stdout, _ = proc.communicate()
+    stop.set()
+    th.join()
+    line = [ln for ln in stdout.splitlines() if ln.startswith("RESULT")]
+    if not line:
+        raise RuntimeError(f"ray run failed: {stdout[-500:]}")
+    return float(line[0].split()[2]), peak[0], peak_workers[0]
+
+
+def link_frames(paths: list[str], d: str, n: int) -> str:
+    os.makedirs(d, exist_ok=True)
+    for i in range(n):
+        src = paths[i % len(paths)]
+        cam = os.path.basename(src)[4:6]
+        os.link(src, os.path.join(d, f"sdR-{cam}-{390000 + i:08d}.fit.gz"))
+    return d
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--frames", type=int, default=4)
+    ap.add_argument("--mem", default="8,64", help="frame counts for the streaming memory check")
+    ap.add_argument("--speedup-frames", type=int, default=12)
+    ap.add_argument("--skip-ray", action="store_true")
+    args = ap.parse_args()
+    if hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})  # one core (children inherit)
+    with tempfile.TemporaryDirectory(prefix="arcray-bench-") as tmp:
+        paths = make_frames(os.path.join(tmp, "raw"), args.frames)
+        size = os.path.getsize(paths[0]) / 1e6
+        print(f"{len(paths)} full-size frames (4352 x 4224 uint16), {size:.1f} MB gzipped, one core")
+        for k, v in readers(paths[0]).items():
+            print(f"  {k:40s} {v * 1000:7.1f} ms")
+        t = per_frame(paths, os.path.join(tmp, "out"))
+        print(f"(a) arcray read+calibrate 4 amps+write  {t['a'] * 1000:7.1f} ms/frame")
+        print(f"(b) gzip -dc                            {t['b'] * 1000:7.1f} ms/frame")
+        print(f"(c) study (astropy, 1 amp, 1 cut-out)   {t['c'] * 1000:7.1f} ms/frame")
+        print(f"ratio a/b = {t['a'] / t['b']:.2f} (goal <= 1.0); c/a = {t['c'] / t['a']:.2f} (goal >= 3)")
+        if args.skip_ray:
+            return
+        if hasattr(os, "sched_setaffinity"):
+            os.sched_setaffinity(0, set(range(os.cpu_count() or 1)))
+        n_small, n_big = (int(x) for x in args.mem.split(","))
+        mem = {}
+        for n in (n_small, n_big):
+            raw = link_frames(paths, os.path.join(tmp, f"mem{n}"), n)
+            mem[n] = ray_run(raw, os.path.join(tmp, f"memout{n}"), 2)
+            print(f"Ray run over {n:3d} frames (2 workers): {mem[n][0]:6.1f} s, peak RSS all processes "
+                  f"{mem[n][1]:7.0f} MB, calibration workers {mem[n][2]:6.0f} MB")
+        diff = abs(mem[n_big][1] - mem[n_small][1]) / mem[n_small][1]
+        print(f"peak memory {n_big} vs {n_small} frames: {100 * diff:.1f}% difference (goal < 25%)")
+        raw = link_frames(paths, os.path.join(tmp, "speed"), args.speedup_frames)
+        t1 = ray_run(raw, os.path.join(tmp, "sp1"), 1)[0]
+        t2 = ray_run(raw, os.path.join(tmp, "sp2"), 2)[0]
+        print(f"{args.speedup_frames} frames: 1 worker {t1:.1f} s, 2 workers {t2:.1f} s, speedup {t1 / t2:.2f}x "
+              f"(goal >= 1.7x on 2 cores)")
+
+
+if __name__ == "__main__":
+    main()
