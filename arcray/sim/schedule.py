@@ -312,3 +312,14 @@ def _env(step, site, req, exptime, pointing, tel, coll_pos, air, spec, hum, rng)
                 "AIRMASS": round(1.0 / max(math.sin(math.radians(alt)), 0.05), 3),
                 "HA": "NaN" if step.stow else round(float(rng.uniform(-3, 3)), 4)}
     return env
+
+
+def sample_exposure(flavor: str = "arc", hartmann: str = "Out", observatory: str = "apo", *,
+                    seed: int = 0, start: date = date(2023, 12, 1), stow: bool | None = None) -> SimExposure:
+    """One exposure of ``flavor``/``hartmann`` from a simulated night (for tests and examples);
+    ``stow`` picks an afternoon (True) or on-field (False) one when given."""
+    for exp in build_schedule(start, 1, seed, observatory):
+        at_stow = exp.design_id == -999
+        if exp.flavor == flavor and exp.hartmann == hartmann and (stow is None or stow == at_stow):
+            return exp
+    raise ConfigError(f"no {flavor}/{hartmann} exposure (stow={stow}) in the night of {start} at {observatory}")
