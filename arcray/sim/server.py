@@ -51,16 +51,18 @@ class ServerStats:
     def reset(self) -> None:
         with getattr(self, "_lock", threading.Lock()):
             self.requests: Counter = Counter()  # path -> n
+            self.methods: Counter = Counter()  # (method, path) -> n
             self.status: Counter = Counter()  # code -> n
             self.faults: Counter = Counter()  # kind -> n
             self.ranges: list[tuple[str, str]] = []  # (path, Range header)
             self.bytes_sent = 0
 
-    def count(self, path: str) -> int:
+    def count(self, path: str, method: str = "GET") -> int:
         """Record one request of ``path``; return its 0-based ordinal (for fault decisions)."""
         with self._lock:
             n = self.requests[path]
             self.requests[path] += 1
+            self.methods[(method, path)] += 1
             return n
 
     def record(self, *, status: int | None = None, fault: str | None = None,
@@ -235,7 +237,7 @@ class _Handler(BaseHTTPRequestHandler):
                                     "application/json", head=head)
         arc = self.archive
         faults = arc.faults
-        n = arc.stats.count(path)
+        n = arc.stats.count(path, self.command)
         is_file = path.startswith(SAS_PREFIX) or path.endswith((".txt", ".txt.gz"))
         decision = faults.decide(path, n, body=is_file and not head) if faults.active else Decision()
         if faults.latency_ms:
