@@ -1,0 +1,40 @@
+"""Ray Train: a worker killed mid-run resumes from the last checkpoint and the model is registered."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+
+from arcray.model.store import load_model
+from arcray.paths import Layout
+from arcray.training.synthetic import write_synthetic_dataset
+from arcray.training.trainer import TrainConfig, train_camera
+
+
+@pytest.mark.ray
+@pytest.mark.slow
+@pytest.mark.timeout(400)
+def test_worker_killed_mid_run_resumes_from_checkpoint(ray_local, tmp_path):
+    data, out = str(tmp_path / "data"), str(tmp_path / "out")
+    write_synthetic_dataset(data, cameras=("b1",), window_size=64, seed=3)
+    marker = str(tmp_path / "crashed-once")
+
+    def crash_once(epoch: int, rank: int) -> None:  # runs inside the Train worker
+        if epoch == 2 and rank == 0 and not os.path.exists(marker):
+            open(marker, "w").close()
+            os._exit(1)  # the worker process dies without any cleanup
+
+    cfg = TrainConfig(camera="b1", arch="tiny", latent=3, epochs=3, crop=(16, 16, 32, 32),
+                      max_failures=1, patience=10)
+    res = train_camera(data, out, cfg, epoch_hook=crash_once)
+    assert os.path.exists(marker), "the worker never crashed"
+    hist = res["history"]
+    assert list(hist["epoch"]) == [0, 1, 2]
+    assert list(hist["start_epoch"]) == [0, 0, 2]           # epoch 2 ran after resuming
+    assert res["final"]["start_epoch"] == 2
+    lm = load_model(Layout(out).model_dir("b1", "arc", 3))
+    assert lm.meta["metrics"]["epochs_run"] == 3 and np.isfinite(lm.meta["metrics"]["test_loss"])
+    assert lm.view.crop == (16, 16, 32, 32)
+    assert lm.meta["metrics"]["pca_val_loss"] > 0
