@@ -38,7 +38,9 @@ def best(fn, repeat: int = 2) -> float:
 
 
 def make_frames(d: str, n: int) -> list[str]:
-    from arcray.calib.testing import fits_bytes, gzip_bytes, make_raw_frame
+    import gzip
+
+    from arcray.calib.testing import fits_bytes, make_raw_frame
 
     os.makedirs(d, exist_ok=True)
     paths = []
@@ -47,7 +49,7 @@ def make_frames(d: str, n: int) -> list[str]:
         kf = make_raw_frame(cam, seed=i, expnum=380700 + i, saturate_wave=None)
         p = os.path.join(d, f"sdR-{cam}-{380700 + i:08d}.fit.gz")
         with open(p, "wb") as f:
-            f.write(gzip_bytes(fits_bytes(kf.raw, kf.header), level=6))  # gzip's default level
+            f.write(gzip.compress(fits_bytes(kf.raw, kf.header), 6))  # gzip's default level
         paths.append(p)
     return paths
 

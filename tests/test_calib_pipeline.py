@@ -114,7 +114,7 @@ def test_calibrate_run_failures_rerun_and_readback(ray_local, raw_tree, tmp_path
     assert w.shape == (4, 8, 256, 256) and np.isfinite(w).all()
     import ray
 
-    rows = ray.data.read_parquet(layout.calibrated).filter(lambda r: r["expnum"] == 380717 and r["camera"] == "b1").take_all()
+    rows = ray.data.read_parquet(layout.calibrated).filter(expr="expnum == 380717 and camera == 'b1'").take_all()
     assert len(rows) == 1
     np.testing.assert_array_equal(rows[0]["windows"], ref.windows)
     np.testing.assert_array_equal(rows[0]["windows_mask"], ref.windows_mask)
