@@ -31,34 +31,41 @@ def _subpixel(cm: float, c0: float, cp: float) -> float:
     return float(np.clip(0.5 * (cm - cp) / den, -0.5, 0.5))
 
 
-def _xcorr(ref: np.ndarray, img: np.ndarray) -> np.ndarray:
-    """Cross-correlation ``c[s] = sum_y ref[y] img[y + s]`` (zero padded, fft-shifted to centre)."""
-    h, w = ref.shape
-    shape = (2 * h, 2 * w)
-    fr = np.fft.rfft2(ref, shape)
-    fi = np.fft.rfft2(img, shape)
-    c = np.fft.irfft2(np.conj(fr) * fi, shape)
-    return np.fft.fftshift(c)
+def _peaks(c: np.ndarray, norm: np.ndarray, max_shift: int):
+    """Sub-pixel ``(dy, dx, peak)`` per tile from centred correlations ``c [T, 2h, 2w]``."""
+    t, hh, ww = c.shape
+    cy, cx, m = hh // 2, ww // 2, int(max_shift)
+    sub = c[:, cy - m: cy + m + 1, cx - m: cx + m + 1].reshape(t, -1)
+    iy, ix = np.unravel_index(np.argmax(sub, axis=1), (2 * m + 1, 2 * m + 1))
+    y, x = cy - m + iy, cx - m + ix
+    k = np.arange(t)
+    dy = np.empty(t)
+    dx = np.empty(t)
+    for i in range(t):
+        dy[i] = y[i] - cy + _subpixel(c[i, y[i] - 1, x[i]], c[i, y[i], x[i]], c[i, y[i] + 1, x[i]])
+        dx[i] = x[i] - cx + _subpixel(c[i, y[i], x[i] - 1], c[i, y[i], x[i]], c[i, y[i], x[i] + 1])
+    with np.errstate(invalid="ignore", divide="ignore"):
+        peak = np.where(norm > 0, c[k, y, x] / norm, 0.0)
+    return dy, dx, peak
+
+
+def _xcorr_tiles(a: np.ndarray, b: np.ndarray, max_shift: int):
+    """Cross-correlate stacks of tiles ``[T, h, w]`` (mean removed, zero padded): ``(dy, dx, peak)``."""
+    a = a - a.mean(axis=(1, 2), keepdims=True)
+    b = b - b.mean(axis=(1, 2), keepdims=True)
+    norm = np.sqrt((a * a).sum((1, 2)) * (b * b).sum((1, 2)))
+    shape = (2 * a.shape[1], 2 * a.shape[2])
+    c = np.fft.irfft2(np.conj(np.fft.rfft2(a, shape)) * np.fft.rfft2(b, shape), shape)
+    c = np.fft.fftshift(c, axes=(1, 2))
+    return _peaks(c, norm, max_shift)
 
 
 def tile_shift(ref: np.ndarray, img: np.ndarray, *, max_shift: int = 8) -> tuple[float, float, float]:
     """``(dy, dx, peak)`` of ``img`` relative to ``ref`` in one tile; ``peak`` = normalised correlation."""
-    a = np.asarray(ref, dtype=np.float64)
-    b = np.asarray(img, dtype=np.float64)
-    a = a - a.mean()
-    b = b - b.mean()
-    norm = float(np.sqrt((a * a).sum() * (b * b).sum()))
-    if norm <= 0 or not np.isfinite(norm):
-        return float("nan"), float("nan"), 0.0
-    c = _xcorr(a, b)
-    cy, cx = c.shape[0] // 2, c.shape[1] // 2
-    m = int(max_shift)
-    sub = c[cy - m: cy + m + 1, cx - m: cx + m + 1]
-    iy, ix = np.unravel_index(int(np.argmax(sub)), sub.shape)
-    y, x = cy - m + iy, cx - m + ix
-    fy = _subpixel(c[y - 1, x], c[y, x], c[y + 1, x])
-    fx = _subpixel(c[y, x - 1], c[y, x], c[y, x + 1])
-    return float(y - cy + fy), float(x - cx + fx), float(c[y, x] / norm)
+    a = np.asarray(ref, dtype=np.float64)[None]
+    b = np.asarray(img, dtype=np.float64)[None]
+    dy, dx, peak = _xcorr_tiles(a, b, max_shift)
+    return (float(dy[0]), float(dx[0]), float(peak[0])) if peak[0] > 0 else (float("nan"), float("nan"), 0.0)
 
 
 def _tiles(shape: tuple[int, int], tile: int | tuple[int, int]) -> list[tuple[slice, slice]]:
@@ -71,15 +78,15 @@ def _tiles(shape: tuple[int, int], tile: int | tuple[int, int]) -> list[tuple[sl
 
 def _median_tile_shift(ref: np.ndarray, img: np.ndarray, tile, max_shift: int,
                        min_peak: float) -> tuple[float, float]:
-    dys, dxs = [], []
-    for sy, sx in _tiles(ref.shape, tile):
-        dy, dx, peak = tile_shift(ref[sy, sx], img[sy, sx], max_shift=min(max_shift, min(ref[sy, sx].shape) // 2 - 1))
-        if peak >= min_peak and np.isfinite(dy):
-            dys.append(dy)
-            dxs.append(dx)
-    if not dys:
+    tiles = _tiles(ref.shape, tile)
+    a = np.stack([ref[s] for s in tiles])
+    b = np.stack([img[s] for s in tiles])
+    m = min(max_shift, min(a.shape[1:]) // 2 - 1)
+    dy, dx, peak = _xcorr_tiles(a, b, m)
+    ok = (peak >= min_peak) & np.isfinite(dy) & np.isfinite(dx)
+    if not ok.any():
         return float("nan"), float("nan")
-    return float(np.median(dys)), float(np.median(dxs))
+    return float(np.median(dy[ok])), float(np.median(dx[ok]))
 
 
 def measure_shift(ref: np.ndarray, img: np.ndarray, *, tile: int | tuple[int, int] = 64,

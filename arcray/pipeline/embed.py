@@ -1,0 +1,173 @@
+"""``arcray embed``: encode every calibrated frame with its camera's registered model (Ray Data).
+
+``read_parquet`` on ``calibrated/camera=<cam>/flavor=<flavor>/`` for each camera with a model, then
+``map_batches(EncodeActor, compute=ActorPoolStrategy(...))`` (one GPU per actor when the cluster
+has GPUs): each actor loads the models once, cuts the model's view out of each frame
+(``View.extract_table``, the same function training uses), encodes it and measures the masked
+reconstruction MSE (normalised units). The driver collects the small result (keys, metadata,
+``z0..z{L-1}``, ``recon_mse``) and writes one Parquet file per (camera, flavor, latent) atomically:
+``latents/camera=<cam>/flavor=<flavor>/latent=<L>/latents.parquet``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from arcray.errors import InputError
+from arcray.io import atomic_write_parquet, provenance
+from arcray.paths import Layout, join
+
+log = logging.getLogger(__name__)
+
+TENSOR_COLUMNS = ("windows", "windows_mask", "binned", "binned_mask", "frame", "frame_mask")
+
+
+def latents_path(layout: Layout, camera: str, flavor: str, latent: int) -> str:
+    return join(layout.latents, f"camera={camera}", f"flavor={flavor}", f"latent={int(latent)}",
+                "latents.parquet")
+
+
+def model_dirs(layout: Layout, flavor: str, latent: int, cameras=None) -> dict[str, str]:
+    """Cameras (all, or the given ones) that have a registered model -> its directory."""
+    from arcray.io import exists
+    from arcray.instrument import CAMERAS
+
+    out = {}
+    for cam in cameras or CAMERAS:
+        d = layout.model_dir(cam, flavor, latent)
+        if exists(join(d, "meta.json")):
+            out[cam] = d
+    return out
+
+
+def calibrated_dirs(layout: Layout, flavor: str, cameras) -> dict[str, str]:
+    out = {}
+    for cam in cameras:
+        d = join(layout.calibrated, f"camera={cam}", f"flavor={flavor}")
+        if os.path.isdir(d) or "://" in d:
+            out[cam] = d
+    return out
+
+
+def scalar_columns(schema: pa.Schema) -> list[str]:
+    """Every column that is not a tensor (keys, metadata, flags)."""
+    return [f.name for f in schema if f.name not in TENSOR_COLUMNS
+            and not pa.types.is_list(f.type) and not isinstance(f.type, pa.ExtensionType)
+            and not pa.types.is_fixed_size_list(f.type) and not pa.types.is_large_list(f.type)]
+
+
+class EncodeActor:
+    """Loads each camera's model once; turns a pyarrow batch of calibrated rows into latents."""
+
+    def __init__(self, dirs: dict[str, str], keep: list[str]):
+        import torch
+
+        from arcray.model.store import load_model
+
+        dev = "cuda" if torch.cuda.is_available() else "cpu"
+        self.models = {cam: load_model(d, device=dev) for cam, d in dirs.items()}
+        self.keep = keep
+
+    def __call__(self, batch: pa.Table) -> pd.DataFrame:
+        from arcray.analysis.scores import frame_mse
+
+        df = batch.select([c for c in self.keep if c in batch.column_names]).to_pandas()
+        cams = df["camera"].to_numpy()
+        z_all, mse = None, np.full(len(df), np.nan)
+        for cam in pd.unique(cams):
+            rows = np.flatnonzero(cams == cam)
+            lm = self.models[cam]
+            x, m = lm.extract_input(*_view_columns(batch.take(rows), lm.view))
+            z = lm.encode(x)
+            rec = lm.decode(z)
+            mse[rows] = frame_mse(lm.normaliser.forward(rec), lm.normaliser.forward(x), m)
+            if z_all is None:
+                z_all = np.full((len(df), z.shape[1]), np.nan, np.float32)
+            z_all[rows] = z
+        for j in range(z_all.shape[1]):
+            df[f"z{j}"] = z_all[:, j]
+        df["recon_mse"] = mse
+        return df
+
+
+def _view_columns(table: pa.Table, view):
+    from arcray.model.view import arrow_to_ndarray
+
+    img = arrow_to_ndarray(table.column(view.column))
+    msk = (arrow_to_ndarray(table.column(view.mask_column))
+           if view.mask_column in table.column_names else None)
+    return img, msk
+
+
+def _pool(n_actors: int):
+    import ray
+
+    gpus = int(ray.cluster_resources().get("GPU", 0))
+    size = max(1, min(n_actors, gpus) if gpus else n_actors)
+    return ray.data.ActorPoolStrategy(size=size), (1 if gpus else 0)
+
+
+def embed(root: str, *, flavor: str = "arc", latent: int = 2, cameras=None, n_actors: int = 2,
+          batch_size: int = 64, max_frames: int | None = None) -> dict[str, str]:
+    """Encode the calibrated frames of every camera with a model; return camera -> latents path."""
+    import ray
+
+    from arcray.analysis.regress import split_labels
+
+    layout = Layout(root)
+    dirs = model_dirs(layout, flavor, latent, cameras)
+    if not dirs:
+        raise InputError(f"no registered {flavor!r} model with latent={latent} under {layout.models}")
+    data = calibrated_dirs(layout, flavor, dirs)
+    if not data:
+        raise InputError(f"no calibrated {flavor!r} frames under {layout.calibrated} for "
+                         f"cameras {', '.join(dirs)}")
+    written = {}
+    for cam, path in data.items():
+        ds = ray.data.read_parquet(path, partitioning=None)
+        keep = scalar_columns(ds.schema().base_schema)
+        if max_frames:
+            ds = ds.limit(max_frames)
+        compute, gpus = _pool(n_actors)
+        out = ds.map_batches(EncodeActor, fn_constructor_kwargs={"dirs": {cam: dirs[cam]}, "keep": keep},
+                             batch_format="pyarrow", batch_size=batch_size, compute=compute,
+                             num_gpus=gpus, num_cpus=0 if gpus else 1)
+        df = out.to_pandas().sort_values(["mjd", "expnum"]).reset_index(drop=True)
+        df["split"] = split_labels(df["mjd"])
+        df["latent"] = int(latent)
+        dest = latents_path(layout, cam, flavor, latent)
+        atomic_write_parquet(dest, pa.Table.from_pandas(df, preserve_index=False),
+                             provenance(None, ["embed"], model_dir=dirs[cam], flavor=flavor, latent=latent))
+        written[cam] = dest
+        log.info("embedded %d %s frames of %s -> %s", len(df), flavor, cam, dest)
+    return written
+
+
+def read_latents(root: str, *, flavor: str = "arc", latent: int = 2, cameras=None) -> pd.DataFrame:
+    """All cameras' latents of (flavor, latent) as one DataFrame (``InputError`` when none)."""
+    import pyarrow.parquet as pq
+
+    from arcray.instrument import CAMERAS
+    from arcray.io import exists
+
+    layout, parts = Layout(root), []
+    for cam in cameras or CAMERAS:
+        p = latents_path(layout, cam, flavor, latent)
+        if exists(p):
+            parts.append(pq.read_table(p).to_pandas())
+    if not parts:
+        raise InputError(f"no latents for flavor={flavor!r} latent={latent} under {layout.latents}; "
+                         "run `arcray embed` first")
+    return pd.concat(parts, ignore_index=True)
+
+
+def latent_matrix(df: pd.DataFrame) -> np.ndarray:
+    cols = sorted((c for c in df.columns if c[:1] == "z" and c[1:].isdigit()), key=lambda c: int(c[1:]))
+    if not cols:
+        raise InputError("latents table has no z0.. columns")
+    return df[cols].to_numpy(dtype=np.float64)
