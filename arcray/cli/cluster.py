@@ -48,6 +48,8 @@ def submit_cmd(
         if not sep:
             raise ConfigError(f"--env {item!r}: expected NAME=VALUE")
         extra[name] = value
+    dep.stage_script(stage)  # an unknown stage fails before any network call
+    dep.job_env(extra)  # so does a secret passed with --env
     client = dep.connect(address)
     done = dep.submit(address, stage, list(ctx.args), submission_id=submission_id, env=extra,
                       client=client)
