@@ -222,7 +222,8 @@ def test_scheduled_entrypoints_run_the_right_nights():
     ctx = recurring.context(argv[3], now, root="/data/arcray")
     steps = [recurring.fill(s, ctx) for s in argv[argv.index("--step") + 1::2]]
     assert steps[0] == ["scrape", "--out", "/data/arcray", "--months", "2024-01"]
-    assert "60310" in steps[1] and "60310" in steps[2]
+    assert steps[1][-4:] == ["--mjd-min", "60310", "--mjd-max", "60310"]  # night ended 2024-01-01
+    assert steps[2] == ["calibrate", "--raw", "/data/arcray/raw", "--out", "/data/arcray"]
     argv = shlex.split(crons["backfill"]["spec"]["jobTemplate"]["entrypoint"])
     assert argv[argv.index("--backfill-months") + 1] == "2"
     ctx = recurring.context("backfill", now, backfill_months=2)
@@ -372,3 +373,32 @@ def test_strict_crd_validation_catches_mistakes():
     pvc["spec"]["storageSize"] = "1Gi"
     with pytest.raises(BaseException, match="storageSize"):
         validate(pvc)
+
+
+def _parse_with_real_cli(argv: list[str]) -> None:
+    """Parse (never run) ``arcray <argv>`` with the stage's real Click command."""
+    import typer
+
+    from arcray.cli.apps import app
+    from arcray.cli.main import _register
+
+    _register()
+    group = typer.main.get_command(app)
+    cmd = group.get_command(group.make_context("arcray", ["--help"], resilient_parsing=True), argv[0])
+    assert cmd is not None, f"no arcray command {argv[0]!r}"
+    cmd.make_context(argv[0], list(argv[1:]))  # raises click.UsageError on unknown/missing options
+
+
+def test_default_steps_and_k8s_entrypoints_parse_with_the_stage_clis():
+    now = dt.datetime(2024, 1, 1, 15, tzinfo=dt.timezone.utc)
+    values = yaml.safe_load((CHART / "values.yaml").read_text())
+    for window in ("nightly", "backfill"):
+        ctx = recurring.context(window, now, root="/data/arcray")
+        for step in values[window]["steps"]:
+            _parse_with_real_cli(recurring.fill(step, ctx))
+    train = next(o for o in render({"training": {"enabled": True}}) if o["kind"] == "RayJob")
+    argv = shlex.split(train["spec"]["entrypoint"])
+    _parse_with_real_cli(["train", *argv[2:]])
+    for job in (o for o in k8s_objects() if o["kind"] == "RayJob"):
+        argv = shlex.split(job["spec"]["entrypoint"])
+        _parse_with_real_cli([Path(argv[1]).stem, *argv[2:]])

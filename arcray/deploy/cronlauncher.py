@@ -80,7 +80,10 @@ def main(argv: list[str] | None = None) -> int:
         namespace = a.namespace or open(NS_FILE, encoding="utf-8").read().strip()
         from kubernetes import client, config
 
-        config.load_incluster_config()
+        try:
+            config.load_incluster_config()
+        except config.ConfigException as exc:
+            raise ClusterError(f"not running in a Kubernetes pod: {exc}") from None
         name = launch(client.CustomObjectsApi(), namespace, template, a.name,
                       dt.datetime.now(dt.timezone.utc), a.keep)
     except (ConfigError, ClusterError) as exc:
