@@ -76,7 +76,12 @@ def main(argv: list[str] | None = None) -> int:
     a = p.parse_args(argv)
     try:
         with open(a.template, encoding="utf-8") as f:
-            template = yaml.safe_load(f)
+            try:
+                template = yaml.safe_load(f)
+            except yaml.YAMLError as exc:
+                raise ConfigError(f"{a.template} is not one YAML document: "
+                                  f"{str(exc).splitlines()[0]}") from None
+        build(template, a.name, dt.datetime.now(dt.timezone.utc))  # check before any API call
         namespace = a.namespace or open(NS_FILE, encoding="utf-8").read().strip()
         from kubernetes import client, config
 
