@@ -77,6 +77,13 @@ def frame_table(cf: CalibratedFrame, config: CalibConfig) -> pa.Table:
     return pa.table(cols)
 
 
+def write_options(config: CalibConfig) -> dict[str, Any]:
+    """``pyarrow.parquet.write_table`` options: no dictionary encoding (a one-row file gains
+    nothing), statistics only on the metadata columns (for filters), compression per config."""
+    return {"compression": config.compression, "compression_level": config.compression_level,
+            "use_dictionary": False, "write_statistics": metadata_schema().names}
+
+
 def views_metadata(cf: CalibratedFrame, config: CalibConfig) -> dict[str, Any]:
     """What a reader needs to place the views: window names/origins, binned region, mask bits."""
     rs, cs = central_square(cf.electrons.shape, config.binned_size)

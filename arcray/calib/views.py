@@ -59,32 +59,39 @@ def central_square(shape: tuple[int, int], size: int) -> tuple[slice, slice]:
 def bin_mean(image: np.ndarray, factor: int) -> np.ndarray:
     """Mean over ``factor`` x ``factor`` blocks (shape must divide), float32.
 
-    Rows are collapsed first (a reduction over a middle axis with contiguous rows is vectorised),
-    then the much smaller result over columns: ~5x faster than ``mean(axis=(1, 3))``.
+    Rows are collapsed first (whole contiguous rows added), then the 8x smaller result over
+    columns: several times faster than ``mean(axis=(1, 3))``.
     """
     n, m = image.shape
-    s = image.reshape(n // factor, factor, m).sum(axis=1, dtype=np.float32)
-    s = s.reshape(n // factor, m // factor, factor).sum(axis=2, dtype=np.float32)
-    s *= np.float32(1.0 / (factor * factor))
-    return s
+    rows = image.reshape(n // factor, factor, m)
+    s = rows[:, 0].astype(np.float32)
+    for k in range(1, factor):
+        s += rows[:, k]
+    cols = s.reshape(n // factor, m // factor, factor)
+    out = cols[:, :, 0].copy()
+    for k in range(1, factor):
+        out += cols[:, :, k]
+    out *= np.float32(1.0 / (factor * factor))
+    return out
 
 
 def bin_mask(mask: np.ndarray, factor: int, bad_fraction: float) -> np.ndarray:
-    """A binned pixel carries the OR of its flags when more than ``bad_fraction`` of it is bad."""
+    """A binned pixel carries the OR of its flags when more than ``bad_fraction`` of it is bad.
+
+    Blocks holding any flag are found first (cheap for the usual sparse masks), then counted.
+    """
     n, m = mask.shape
-    nz = np.flatnonzero(mask)
-    if nz.size <= mask.size // 256:  # sparse (a few saturated pixels): count by block index
-        block = (nz // m // factor) * (m // factor) + (nz % m) // factor
-        count = np.bincount(block, minlength=(n // factor) * (m // factor))
-        flags = np.zeros(count.size, np.uint8)
-        np.bitwise_or.at(flags, block, mask.reshape(-1)[nz])
-        out = np.where(count > bad_fraction * factor * factor, flags, 0).astype(np.uint8)
-        return out.reshape(n // factor, m // factor)
-    bad = (mask != 0).view(np.uint8).reshape(n // factor, factor, m).sum(axis=1, dtype=np.uint16)
-    count = bad.reshape(n // factor, m // factor, factor).sum(axis=2, dtype=np.uint16)
-    flags = np.bitwise_or.reduce(mask.reshape(n // factor, factor, m), axis=1)
-    flags = np.bitwise_or.reduce(flags.reshape(n // factor, m // factor, factor), axis=2)
-    return np.where(count > bad_fraction * factor * factor, flags, 0).astype(np.uint8)
+    nb, mb = n // factor, m // factor
+    any_rows = np.bitwise_or.reduce(mask.reshape(nb, factor, m), axis=1)  # OR over a block's rows
+    flags = np.bitwise_or.reduce(any_rows.reshape(nb, mb, factor), axis=2)
+    out = np.zeros((nb, mb), np.uint8)
+    bi, bj = np.nonzero(flags)
+    if bi.size:
+        blocks = mask.reshape(nb, factor, mb, factor)[bi, :, bj, :]
+        count = (blocks != 0).sum(axis=(1, 2))
+        hit = count > bad_fraction * factor * factor
+        out[bi[hit], bj[hit]] = flags[bi[hit], bj[hit]]
+    return out
 
 
 def binned_view(image: np.ndarray, mask: np.ndarray, *, size: int, factor: int,

@@ -75,7 +75,7 @@ def calibrate_file(path: str, layout: Layout, config: CalibConfig) -> dict[str, 
     from arcray.calib.frame import calibrate_frame
     from arcray.calib.metadata import parse_frame_name
     from arcray.calib.reader import read_raw
-    from arcray.calib.table import frame_table, views_metadata
+    from arcray.calib.table import frame_table, views_metadata, write_options
     from arcray.io import atomic_write_parquet, provenance, read_bytes
 
     t0 = time.perf_counter()
@@ -89,8 +89,7 @@ def calibrate_file(path: str, layout: Layout, config: CalibConfig) -> dict[str, 
         out = layout.calibrated_frame(meta["camera"], meta["flavor"], meta["mjd"], meta["expnum"])
         prov = provenance(config.config_hash(), cf.steps, source=os.path.basename(str(path)),
                           views=views_metadata(cf, config), config=config.to_json_dict())
-        atomic_write_parquet(out, frame_table(cf, config), prov, compression=config.compression,
-                             compression_level=config.compression_level)
+        atomic_write_parquet(out, frame_table(cf, config), prov, **write_options(config))
         row.update(status="ok", camera=meta["camera"], flavor=meta["flavor"], mjd=meta["mjd"],
                    expnum=meta["expnum"], output=out)
     except ArcrayError as exc:
