@@ -44,7 +44,8 @@ def _rms(x: pd.Series) -> float:
 
 
 def score_table(long: pd.DataFrame) -> pd.DataFrame:
-    """Per (camera, model, split): ``n, mse, px_dy, px_dx, px`` (RMS px, ``px`` = RMS of the 2-D shift)."""
+    """Per (camera, model, split): ``n, mse, n_px, px_dy, px_dx, px`` (RMS px over the ``n_px`` frames
+    whose shift could be measured; ``px`` = RMS of the 2-D shift)."""
     need = {"camera", "model", "split", "mse", "dy", "dx"}
     missing = need - set(long.columns)
     if missing:
@@ -52,9 +53,10 @@ def score_table(long: pd.DataFrame) -> pd.DataFrame:
     d = long.assign(r2=long["dy"] ** 2 + long["dx"] ** 2)
     g = d.groupby(["camera", "model", "split"], sort=True)
     out = g.agg(n=("mse", "size"), mse=("mse", "mean")).reset_index()
+    out["n_px"] = g["r2"].count().to_numpy()
     out["px_dy"] = g["dy"].apply(_rms).to_numpy()
     out["px_dx"] = g["dx"].apply(_rms).to_numpy()
-    out["px"] = np.sqrt(g["r2"].mean().to_numpy())
+    out["px"] = np.sqrt(g["r2"].mean().to_numpy())  # pandas mean skips NaN
     return out
 
 
