@@ -101,6 +101,7 @@ def test_lco_schedule_has_lco_counters_and_cameras():
     assert {e.exptime for e in exps if e.flavor == "arc"} == {45.09}
 
 
+@pytest.mark.slow  # renders full-size frames (the session's sim_world: 16 frames)
 def test_rendered_world_tree_truth_and_json(sim_world, sim_world_model):
     world = sim_world_model
     truth = pq.read_table(sim_world.truth)
@@ -116,6 +117,7 @@ def test_rendered_world_tree_truth_and_json(sim_world, sim_world_model):
     assert hart["Left"] == 2 and hart["Right"] == 2
 
 
+@pytest.mark.slow  # renders full-size frames (the session's sim_world: 16 frames)
 def test_rerendered_frame_is_byte_identical_to_the_file(sim_world, sim_world_model):
     exp = next(e for e in sim_world_model.exposures if e.is_hartmann)
     path = sim_world.raw_frame("r1", exp.mjd, exp.expnum)
@@ -124,6 +126,7 @@ def test_rerendered_frame_is_byte_identical_to_the_file(sim_world, sim_world_mod
         sim_world_model.frame_bytes("b1", 1)
 
 
+@pytest.mark.slow  # renders full-size frames (the session's sim_world: 16 frames)
 def test_world_mail_archive_lists_the_rendered_exposures(sim_world, sim_world_model):
     mailman = pytest.importorskip("arcray.sim.mailman")
     if not hasattr(mailman, "write_month_archives"):
@@ -136,6 +139,7 @@ def test_world_mail_archive_lists_the_rendered_exposures(sim_world, sim_world_mo
         assert f"{e.expnum:08d}" in text
 
 
+@pytest.mark.slow  # renders full-size frames (the session's sim_world: 16 frames)
 def test_cli_render_selection_with_two_workers(tmp_path):
     from typer.testing import CliRunner
 
@@ -150,7 +154,9 @@ def test_cli_render_selection_with_two_workers(tmp_path):
     truth = pq.read_table(out / "truth.parquet").to_pylist()
     assert [(r["camera"], r["flavor"]) for r in truth] == [("b1", "bias"), ("b1", "science")]
     world = SimWorld.load(str(out))
-    for r in truth:
+    full = SimWorld(WorldSpec(start="2023-12-01", nights=1, seed=4, reduced=True))
+    for r in truth:  # a selection renders the same physics as the full world
+        assert world.states[(r["expnum"], "b1")] == full.states[(r["expnum"], "b1")]
         path = out / "sas/sdsswork/data/boss/spectro/apo" / str(r["mjd"]) / f"sdR-b1-{r['expnum']:08d}.fit.gz"
         assert path.read_bytes() == world.frame_bytes("b1", r["expnum"])
     bad = CliRunner().invoke(app, ["sim", "render", "--out", str(out), "--start", "2023-02-30"])

@@ -35,7 +35,7 @@ from arcray.sim.state import CalibState
 from arcray.sim.types import SimExposure
 
 PEAK_ADU = 58000.0  # brightest arc line, centred, A=1, sigma=1, throughput 1: ADU above bias
-FLAT_E_PER_ROW = 90000.0  # e- per row along a trace at the flat-lamp peak (25 s APO)
+FLAT_E_PER_ROW = 90000.0  # e- per row along a trace at the flat-lamp peak (25 s APO, 100 s LCO)
 CENTRE_FRACTION = 0.3829249  # fraction of a sigma=1 Gaussian in the central pixel (1-D)
 NQ, K = 128, 12  # sub-pixel phase bins, profile width in columns
 POOL_BITS = 22
@@ -123,7 +123,8 @@ def _spectra(camera: str, exp: SimExposure, state: CalibState, rng: np.random.Ge
         lam = inst["wave"] * 1e-8  # cm
         bb = 1.0 / (lam ** 5 * (np.exp(1.4388 / (lam * 3100.0)) - 1.0))
         bb = bb / np.max(bb * inst["blaze"])
-        prof = (FLAT_E_PER_ROW * state.A * exp.exptime / 25.1 * bb).astype(np.float32)
+        ref = 25.1 if inst["obs"] == "apo" else 100.1  # LCO's flat lamps are ~4x fainter
+        prof = (FLAT_E_PER_ROW * state.A * exp.exptime / ref * bb).astype(np.float32)
         return scale * prof[None, :]
     if exp.flavor == "science":
         sky_rows = row_of_wavelength(camera, np.array([w for w, _ in SKY_LINES]))

@@ -128,7 +128,7 @@ def simulate_states(exposures: list[SimExposure], seed: int) -> dict[tuple[int, 
         return {}
     rng = np.random.default_rng(np.random.SeedSequence([seed, 2]))
     times = np.array([mjd_of(e.date_obs) * 24.0 for e in exps])
-    cams = sorted({c for e in exps for c in e.cameras})
+    cams = sorted({c for e in exps for c in SITES[e.observatory].cameras})  # selection-independent draws
     shared = {k: _ou(times, sd / math.sqrt(2), rng) for k, sd in HIDDEN_SD.items()}
     own = {(cam, k): _ou(times, sd / math.sqrt(2), rng) for cam in cams for k, sd in HIDDEN_SD.items()}
     lamp_noise = rng.normal(0, LAMP_NOISE, (len(exps), len(cams)))

@@ -18,7 +18,7 @@ import json
 import logging
 import os
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import date
 from functools import lru_cache
 from multiprocessing import get_context
@@ -87,9 +87,12 @@ class SimWorld:
         except ValueError as exc:
             raise ConfigError(f"bad start date {spec.start!r} (want YYYY-MM-DD)") from exc
         self.spec = spec
-        self.exposures: list[SimExposure] = build_schedule(start, spec.nights, spec.seed, spec.observatory,
-                                                           spec.options())
-        self.states: dict[tuple[int, str], CalibState] = simulate_states(self.exposures, spec.seed)
+        # The physics runs on the full schedule, so a selection (cameras/flavors) renders the very
+        # same exposures and states as the full world, only fewer of them.
+        opts = spec.options()
+        full = build_schedule(start, spec.nights, spec.seed, spec.observatory, replace(opts, flavors=None))
+        self.states: dict[tuple[int, str], CalibState] = simulate_states(full, spec.seed)
+        self.exposures: list[SimExposure] = [e for e in full if opts.flavors is None or e.flavor in opts.flavors]
         self._by_expnum = {e.expnum: e for e in self.exposures}
 
     @classmethod
