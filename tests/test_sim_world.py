@@ -161,3 +161,15 @@ def test_cli_render_selection_with_two_workers(tmp_path):
         assert path.read_bytes() == world.frame_bytes("b1", r["expnum"])
     bad = CliRunner().invoke(app, ["sim", "render", "--out", str(out), "--start", "2023-02-30"])
     assert bad.exit_code != 0
+
+
+def test_lco_world_without_frames_writes_truth_and_spec(tmp_path):
+    from arcray.sim.world import render_world
+
+    world = render_world(str(tmp_path), date(2025, 6, 1), 1, 9, "lco", reduced=True, write_frames=False)
+    truth = pq.read_table(tmp_path / "truth.parquet").to_pylist()
+    assert {r["camera"] for r in truth} == {"b2", "r2"} and len(truth) == 2 * len(world.exposures)
+    assert not (tmp_path / "sas").exists()
+    meta = json.load(open(tmp_path / "world.json"))
+    assert meta["spec"]["observatory"] == "lco" and meta["frames_written"] is False
+    assert meta["frames"][0].startswith("sas/sdsswork/data/boss/spectro/lco/")
