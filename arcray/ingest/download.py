@@ -75,6 +75,7 @@ class DownloadSummary:
     bytes: int
     seconds: float
     table: str
+    startup_s: float = 0.0  # creating the actors (part of ``seconds``)
 
     def line(self) -> str:
         return (f"{self.n_ok + self.n_skipped} ok, {self.n_failed} failed "
@@ -153,6 +154,9 @@ def _actor_class():
             self.retries = metrics.Counter("arcray_download_retries", "retried attempts")
             self.failures = metrics.Counter("arcray_download_failures", "frames that failed for good")
 
+        def ready(self) -> bool:
+            return True
+
         def fetch(self, task: FrameTask) -> FetchResult:
             try:
                 res = self.client.fetch(task)
@@ -188,6 +192,7 @@ def run_download(layout: Layout, cfg: DownloadConfig, credentials: Credentials, 
     rows = read_downloads(layout.downloads)
     todo = plan(layout, cfg, frames, rows)
     results: list[FetchResult] = []
+    startup = 0.0
     if todo:
         probe = SasClient(credentials, policy=cfg.policy)
         try:
@@ -196,16 +201,16 @@ def run_download(layout: Layout, cfg: DownloadConfig, credentials: Credentials, 
             probe.close()
         if progress:
             progress(0, total=len(todo))
-        results = _run_pool(todo, cfg, credentials, rows, layout, progress, flush_every_s)
+        results, startup = _run_pool(todo, cfg, credentials, rows, layout, progress, flush_every_s)
         write_downloads(layout.downloads, rows, cfg)
     n_failed = sum(r.status == "failed" for r in results)
     n_new = sum(r.status == "ok" for r in results)
     return DownloadSummary(n_ok=n_new, n_skipped=len(frames) - n_new - n_failed, n_failed=n_failed,
                            n_selected=len(frames), bytes=sum(r.downloaded for r in results),
-                           seconds=time.monotonic() - t0, table=layout.downloads)
+                           seconds=time.monotonic() - t0, table=layout.downloads, startup_s=startup)
 
 
-def _run_pool(todo, cfg, credentials, rows, layout, progress, flush_every_s) -> list[FetchResult]:
+def _run_pool(todo, cfg, credentials, rows, layout, progress, flush_every_s) -> tuple[list[FetchResult], float]:
     import ray
     from ray.util import ActorPool, metrics
 
@@ -214,7 +219,10 @@ def _run_pool(todo, cfg, credentials, rows, layout, progress, flush_every_s) -> 
     ensure_ray()
     n = min(cfg.actors, len(todo))
     cls = _actor_class()
+    t_start = time.monotonic()
     actors = [cls.options(num_cpus=cfg.actor_cpus).remote(credentials, cfg.policy, seed=i) for i in range(n)]
+    ray.get([a.ready.remote() for a in actors])
+    startup = time.monotonic() - t_start
     pending = metrics.Gauge("arcray_download_pending", "frames not yet finished in this run")
     results, last_flush, nbytes, t0 = [], time.monotonic(), 0, time.monotonic()
     try:
@@ -233,4 +241,4 @@ def _run_pool(todo, cfg, credentials, rows, layout, progress, flush_every_s) -> 
     finally:
         for a in actors:
             ray.kill(a)
-    return results
+    return results, startup

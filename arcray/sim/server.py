@@ -19,7 +19,6 @@ import email.utils
 import gzip
 import hashlib
 import hmac
-import html
 import json
 import os
 import re
@@ -34,53 +33,11 @@ from urllib.parse import parse_qs, quote, unquote, urlsplit
 from arcray.paths import SimLayout
 from arcray.sim import mailman_pages as mp
 from arcray.sim.faults import Decision, FaultSpec, corrupt
+from arcray.sim.http_parts import ServerStats, dir_listing, parse_range
 
 PRIVATE = f"/mailman/private/{mp.LIST_NAME}"
 SAS_PREFIX = "/sas/"
 CHUNK = 64 * 1024
-_RANGE_RE = re.compile(r"^bytes=(\d*)-(\d*)$")
-
-
-class ServerStats:
-    """Thread-safe counters: requests per path, statuses, Range headers, injected faults."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self.reset()
-
-    def reset(self) -> None:
-        with getattr(self, "_lock", threading.Lock()):
-            self.requests: Counter = Counter()  # path -> n
-            self.methods: Counter = Counter()  # (method, path) -> n
-            self.status: Counter = Counter()  # code -> n
-            self.faults: Counter = Counter()  # kind -> n
-            self.ranges: list[tuple[str, str]] = []  # (path, Range header)
-            self.bytes_sent = 0
-
-    def count(self, path: str, method: str = "GET") -> int:
-        """Record one request of ``path``; return its 0-based ordinal (for fault decisions)."""
-        with self._lock:
-            n = self.requests[path]
-            self.requests[path] += 1
-            self.methods[(method, path)] += 1
-            return n
-
-    def record(self, *, status: int | None = None, fault: str | None = None,
-               rng: tuple[str, str] | None = None, nbytes: int = 0) -> None:
-        with self._lock:
-            if status is not None:
-                self.status[status] += 1
-            if fault:
-                self.faults[fault] += 1
-            if rng:
-                self.ranges.append(rng)
-            self.bytes_sent += nbytes
-
-    def snapshot(self) -> dict:
-        with self._lock:
-            return {"requests": dict(self.requests), "status": {str(k): v for k, v in self.status.items()},
-                    "faults": dict(self.faults), "ranges": [list(r) for r in self.ranges],
-                    "bytes_sent": self.bytes_sent, "total": sum(self.requests.values())}
 
 
 class _HTTPServer(ThreadingHTTPServer):
@@ -261,13 +218,13 @@ class _Handler(BaseHTTPRequestHandler):
     # -- responses ---------------------------------------------------------------------
     def _send_bytes(self, code: int, body: bytes, ctype: str, *, head: bool = False,
                     headers: dict | None = None) -> None:
+        self.archive.stats.record(status=code)  # before the client can see the response
         self.send_response(code)
         self.send_header("Content-Type", ctype)
         self.send_header("Content-Length", str(len(body)))
         for k, v in (headers or {}).items():
             self.send_header(k, v)
         self.end_headers()
-        self.archive.stats.record(status=code)
         if not head:
             self._write_throttled(body)
 
@@ -351,7 +308,7 @@ class _Handler(BaseHTTPRequestHandler):
         if os.path.isdir(local):
             if not path.endswith("/"):
                 return self._error(301, "Moved Permanently", headers={"Location": path + "/"})
-            return self._send_text(200, _dir_listing(path, local), head=head)
+            return self._send_text(200, dir_listing(path, local), head=head)
         if not os.path.isfile(local):
             return self._error(404, "Not Found")
         with open(local, "rb") as f:
@@ -379,7 +336,7 @@ class _Handler(BaseHTTPRequestHandler):
             arc.stats.record(rng=(path, rng))
             if_range = self.headers.get("If-Range")
             if not if_range or if_range == etag or if_range == headers["Last-Modified"]:
-                parsed = _parse_range(rng, size)
+                parsed = parse_range(rng, size)
                 if parsed is None:
                     return self._error(416, "Requested Range Not Satisfiable",
                                        headers={"Content-Range": f"bytes */{size}"})
@@ -387,13 +344,13 @@ class _Handler(BaseHTTPRequestHandler):
                     start, end, code = parsed[0], parsed[1], 206
                     headers["Content-Range"] = f"bytes {start}-{end - 1}/{size}"
         part = body[start:end]
+        arc.stats.record(status=code)
         self.send_response(code)
         self.send_header("Content-Type", ctype)
         self.send_header("Content-Length", str(len(part)))
         for k, v in headers.items():
             self.send_header(k, v)
         self.end_headers()
-        arc.stats.record(status=code)
         if head:
             return
         if decision.drop_fraction:
@@ -401,35 +358,3 @@ class _Handler(BaseHTTPRequestHandler):
             self._write_throttled(part, limit=int(len(part) * decision.drop_fraction))
             return self._drop()
         self._write_throttled(part)
-
-
-def _parse_range(header: str, size: int) -> tuple[int, int] | None | bool:
-    """One ``bytes=a-b`` / ``a-`` / ``-n`` range -> ``(start, end_exclusive)``; None if unsatisfiable.
-
-    Malformed and multi-range headers give False: answered with the whole file (RFC 9110 allows it).
-    """
-    m = _RANGE_RE.match(header.strip())
-    if not m or (not m.group(1) and not m.group(2)):
-        return False
-    a, b = m.group(1), m.group(2)
-    if not a:
-        n = int(b)
-        return (max(0, size - n), size) if n > 0 and size > 0 else None
-    start = int(a)
-    end = min(size, int(b) + 1) if b else size
-    if start >= size or (b and int(b) < start):
-        return None
-    return (start, end)
-
-
-def _dir_listing(url_path: str, local: str) -> str:
-    rows = []
-    for name in sorted(os.listdir(local)):
-        full = os.path.join(local, name)
-        slash = "/" if os.path.isdir(full) else ""
-        size = "-" if slash else str(os.path.getsize(full))
-        rows.append(f'<tr><td><a href="{html.escape(name)}{slash}">{html.escape(name)}{slash}</a></td>'
-                    f'<td align="right">{size}</td></tr>')
-    return (f"<html><head><title>Index of {html.escape(url_path)}</title></head><body>"
-            f"<h1>Index of {html.escape(url_path)}</h1><table>\n" + "\n".join(rows) +
-            "\n</table></body></html>\n")
