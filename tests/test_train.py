@@ -32,8 +32,12 @@ def test_worker_killed_mid_run_resumes_from_checkpoint(ray_local, tmp_path):
     assert os.path.exists(marker), "the worker never crashed"
     hist = res["history"]
     assert list(hist["epoch"]) == [0, 1, 2]
-    assert list(hist["start_epoch"]) == [0, 0, 2]           # epoch 2 ran after resuming
-    assert res["final"]["start_epoch"] == 2
+    # Epoch 2 (and maybe 1: the controller may not have registered the last report before the
+    # crash) ran again in a new worker group that resumed from a checkpoint, not from scratch.
+    resumed_at = int(hist["start_epoch"].iloc[-1])
+    assert resumed_at in (1, 2)
+    assert list(hist["start_epoch"]) == [0] * resumed_at + [resumed_at] * (3 - resumed_at)
+    assert res["final"]["start_epoch"] == resumed_at
     lm = load_model(Layout(out).model_dir("b1", "arc", 3))
     assert lm.meta["metrics"]["epochs_run"] == 3 and np.isfinite(lm.meta["metrics"]["test_loss"])
     assert lm.view.crop == (16, 16, 32, 32)

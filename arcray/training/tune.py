@@ -52,8 +52,11 @@ def _trainable(config: dict, base: dict, prepared: PreparedData, storage_path: s
 
 
 def run_tune(data_root: str, out_root: str, base: TrainConfig, *, latents, archs, lrs,
-             grace_period: int = 2, prepared: PreparedData | None = None) -> pd.DataFrame:
-    """Search one (camera, flavor); register the best model per latent; return the trial table."""
+             grace_period: int = 2, prepared: PreparedData | None = None
+             ) -> tuple[pd.DataFrame, dict]:
+    """Search one (camera, flavor); register the best model per latent.
+
+    Returns the trial table and each trial's per-epoch metrics (trial_id -> DataFrame)."""
     import ray
     from ray import tune
     from ray.tune.schedulers import ASHAScheduler
@@ -88,8 +91,7 @@ def run_tune(data_root: str, out_root: str, base: TrainConfig, *, latents, archs
     pca = pca_losses(prepared, sorted(set(int(v) for v in latents)))
     table["pca_val_loss"] = table["latent"].map(lambda l: pca.get(l, {}).get("pca_val_loss", math.nan))
     table["pca_test_loss"] = table["latent"].map(lambda l: pca.get(l, {}).get("pca_test_loss", math.nan))
-    table.attrs["histories"] = {r.metrics.get("trial_id", ""): _history(r) for r in grid}
-    return table
+    return table, {r.metrics.get("trial_id", ""): _history(r) for r in grid}
 
 
 def _history(result) -> pd.DataFrame:
@@ -166,11 +168,11 @@ def tune_cameras(data_root: str, out_root: str, base: TrainConfig, cameras: list
     for cam in cameras:
         cfg = base.model_copy(update={"camera": cam})
         prepared = prepare_data(data_root, cam, cfg.flavor, cfg.view(), max_frames=cfg.max_frames)
-        table = run_tune(data_root, out_root, cfg, latents=latents, archs=archs, lrs=lrs,
-                         prepared=prepared)
+        table, histories = run_tune(data_root, out_root, cfg, latents=latents, archs=archs,
+                                    lrs=lrs, prepared=prepared)
         write_results(layout, table, cfg.config_hash())
         if figures:
-            make_figures(layout, table, table.attrs.get("histories", {}),
+            make_figures(layout, table, histories,
                          prepared.arrays("test", 3)["x"], camera=cam, flavor=cfg.flavor)
         tables.append(table)
     return pd.concat(tables, ignore_index=True)
