@@ -231,3 +231,63 @@ def _parse(path: str):
     name = os.path.basename(path)[len("sdR-"):].split(".")[0]
     cam, exp = name.split("-")
     return cam, int(os.path.basename(os.path.dirname(path))), int(exp)
+
+
+def test_client_writes_to_a_filesystem_uri(archive_server, mini_world, tmp_path):
+    h = archive_server()
+    layout = Layout("file://" + str(tmp_path / "bucket"))
+    t = _task(h, layout, "b1", 60286, 380200)
+    assert t.dest.startswith("file://")
+    res = SasClient(CREDS, policy=FAST, staging_dir=str(tmp_path / "staging")).fetch(t)
+    assert res.status == "ok"
+    local = t.dest[len("file://"):]
+    assert open(local, "rb").read() == open(mini_world.raw_frame("b1", 60286, 380200), "rb").read()
+    assert not glob.glob(str(tmp_path / "staging") + "/**/*.part*", recursive=True)
+
+
+@pytest.mark.ray
+def test_cli_download_exit_codes_and_summary(ray_local, archive_server, tmp_path, capsys, monkeypatch):
+    from arcray.cli.main import main
+
+    h = archive_server(faults="missing=sdR-r1-00380101")
+    layout = Layout(str(tmp_path / "data"))
+    write_manifest(layout.manifest, [(60285, 380100, "arc", False), (60285, 380101, "flat", False)])
+    monkeypatch.setenv("ARCRAY_SAS_USER", h.user)
+    args = ["download", "--base-url", h.base_url, "--root", layout.root, "--actors", "2", "--no-progress",
+            "--password-file", h.password_file]
+    with pytest.raises(SystemExit) as exc:
+        main(args)
+    out, err = capsys.readouterr()
+    assert exc.value.code == 1 and "3 ok, 1 failed" in out and err.strip().count("\n") == 0
+    assert "3 ok, 1 failed" in err and h.password not in out + err
+    assert pq.read_table(layout.downloads).num_rows == 4
+    bad = tmp_path / "bad-pw"
+    bad.write_text("not-it\n")
+    with pytest.raises(SystemExit) as exc:
+        main(args[:-1] + [str(bad)])
+    out, err = capsys.readouterr()
+    assert exc.value.code == 2 and "refused" in err and "not-it" not in err
+    with pytest.raises(SystemExit) as exc:  # only complete frames selected: exits 0
+        main(["download", "--base-url", h.base_url, "--root", layout.root, "--camera", "b1", "--no-progress",
+              "--password-file", h.password_file])
+    assert exc.value.code == 0
+    assert "2 ok, 0 failed" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_sim_world_month_and_frame_through_the_server(sim_world, archive_server, tmp_path):
+    """H1's rendered world: the month archive logs in and reads, a full-size frame verifies."""
+    h = archive_server(root=sim_world.root)
+    s = requests.Session()
+    r = s.post(h.mailman_url.rstrip("/"), data={"username": h.user, "password": h.password,
+                                               "submit": "Let me in..."}, timeout=10)
+    assert r.status_code == 200 and "Gzip'd Text" in r.text
+    links = [a.split('"')[0] for a in r.text.split('<A href="')[1:] if a.split('"')[0].endswith(".txt.gz")]
+    txt = s.get(h.mailman_url + links[0], timeout=10).text
+    assert "---- BOSS Data Summary ----" in txt
+    truth = pq.read_table(sim_world.truth).to_pylist()
+    row = next(t for t in truth if t["flavor"] == "arc")
+    t = FrameTask(row["camera"], row["mjd"], row["expnum"], h.frame_url(row["camera"], row["mjd"], row["expnum"]),
+                  Layout(str(tmp_path / "d")).raw_frame(row["camera"], row["mjd"], row["expnum"]))
+    res = SasClient(CREDS, policy=FAST).fetch(t)
+    assert res.status == "ok" and res.bytes > 1_000_000
