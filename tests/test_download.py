@@ -64,6 +64,8 @@ def test_client_fetch_resume_verify_and_failures(archive_server, mini_world, tmp
     assert res.status == "ok" and res.attempts == 1 and os.path.exists(t.dest) and res.bytes == os.path.getsize(t.dest)
     assert open(t.dest, "rb").read() == open(mini_world.raw_frame("b1", 60285, 380100), "rb").read()
     assert client.fetch(t).status == "skipped"
+    open(t.dest, "r+b").write(b"garbage")  # a corrupt file not written by us is replaced
+    assert client.fetch(t).status == "ok" and verify_file(t.dest, "b1", 380100) == res.bytes
     # resume: a half-written .part with its validators is continued with Range/If-Range
     src = open(mini_world.raw_frame("r1", 60285, 380100), "rb").read()
     t2 = _task(h, layout, "r1", 60285, 380100)

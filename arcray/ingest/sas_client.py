@@ -218,10 +218,10 @@ class SasClient:
             try:
                 res.bytes = verify_file(task.dest, task.camera, task.expnum)
                 res.status, res.reason = "skipped", "already present, verified"
-            except VerifyError as exc:  # never written by us (we rename only verified files)
-                res.reason = f"existing file is corrupt: {exc}"
-            res.seconds = time.monotonic() - t0
-            return res
+                res.seconds = time.monotonic() - t0
+                return res
+            except VerifyError:  # not written by us (we rename only verified files): fetch, replace
+                pass
         part = self._part_path(task)
         while res.attempts < self.policy.max_attempts:
             res.attempts += 1
