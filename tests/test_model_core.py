@@ -166,3 +166,34 @@ def test_store_roundtrip_in_electrons(tmp_path):
         lm.encode(np.zeros((2, 16, 16), np.float32))
     with pytest.raises(InputError, match="no registered model"):
         load_model(str(tmp_path / "nothing"))
+
+
+@pytest.mark.gpu
+def test_bf16_training_step_on_cuda():
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA device")
+    from arcray.training.local import batches
+    from arcray.training.loop import run_epoch
+
+    w, m = _frames(n=8)
+    x, mm = View(window=0, crop=(16, 16, 32, 32)).extract(w, m)
+    norm = AsinhNormaliser.fit(x, mm)
+    dev = torch.device("cuda")
+    model = build_autoencoder(arch_config("small3", 4, 32, 32)).to(dev)
+    opt = torch.optim.AdamW(model.parameters(), lr=2e-3)
+    first = run_epoch(model, batches(x, mm, 4), norm, dev, optimizer=opt, autocast=True)
+    for _ in range(20):
+        last = run_epoch(model, batches(x, mm, 4), norm, dev, optimizer=opt, autocast=True)
+    assert last[0] / last[1] < first[0] / first[1]
+
+
+def test_pca_encode_ignores_masked_pixels():
+    rng = np.random.default_rng(2)
+    y = (rng.normal(size=(100, 2)) @ rng.normal(size=(2, 16))).reshape(100, 4, 4)
+    p = fit_pca(y, 2)
+    bad = y[:3].copy()
+    bad[:, 1, 1] = 1e6
+    mask = np.zeros(bad.shape, np.uint8)
+    mask[:, 1, 1] = 1
+    assert pca_loss(y, bad, 2, test_mask=mask) < 0.05
+    assert np.abs(p.encode(bad, mask) - p.encode(y[:3])).max() < 2

@@ -24,9 +24,12 @@ class PCAModel:
     def latent(self) -> int:
         return self.components.shape[0]
 
-    def encode(self, y: np.ndarray) -> np.ndarray:
-        """Normalised images ``[N, H, W]`` -> ``[N, latent]``."""
+    def encode(self, y: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
+        """Normalised images ``[N, H, W]`` -> ``[N, latent]``; masked pixels count as the mean."""
         flat = np.asarray(y, np.float64).reshape(len(y), -1)
+        if mask is not None:
+            bad = np.asarray(mask).reshape(len(y), -1) != 0
+            flat = np.where(bad, self.mean, flat)
         return (flat - self.mean) @ self.components.T
 
     def decode(self, z: np.ndarray) -> np.ndarray:
@@ -57,4 +60,4 @@ def pca_loss(train_y: np.ndarray, test_y: np.ndarray, latent: int, train_mask=No
              test_mask=None) -> float:
     """Masked MSE (normalised units) of PCA(latent) fitted on train, evaluated on test."""
     model = fit_pca(train_y, latent, train_mask)
-    return masked_mse_np(model.decode(model.encode(test_y)), test_y, test_mask)
+    return masked_mse_np(model.decode(model.encode(test_y, test_mask)), test_y, test_mask)

@@ -137,7 +137,7 @@ def pca_losses(prepared: PreparedData, latents, *, limit: int = 2000) -> dict[in
     out = {}
     for lat in latents:
         p = fit_pca(ytr, lat, tr["m"])
-        out[lat] = {f"pca_{s}_loss": masked_mse_np(p.decode(p.encode(y)), y, m)
+        out[lat] = {f"pca_{s}_loss": masked_mse_np(p.decode(p.encode(y, m)), y, m)
                     for s, (y, m) in evals.items()}
     return out
 
