@@ -38,7 +38,7 @@ def load_split_arrays(root: str, truth_path: str, camera: str, flavor: str, view
     for split in ("train", "val", "test"):
         a = prepared.arrays(split)
         t = truth.reindex(a["expnum"])
-        keep = t["dx"].notna().to_numpy()
+        keep = t["dx"].notna().to_numpy().copy()
         if "hartmann" in t:
             keep &= (t["hartmann"].fillna("Out") == "Out").to_numpy()
         out[split] = {"x": a["x"][keep], "m": a["m"][keep], "state": t[keep]}

@@ -51,8 +51,7 @@ class _ToView:
                 "mjd": mjd}
 
 
-def read_view_dataset(data_root: str, camera: str, flavor: str, view: View, *,
-                      max_frames: int | None = None):
+def read_view_dataset(data_root: str, camera: str, flavor: str, view: View):
     """A Ray Dataset of the view of every frame of (camera, flavor), with its split code."""
     import pyarrow.parquet as pq
     import ray
@@ -69,8 +68,6 @@ def read_view_dataset(data_root: str, camera: str, flavor: str, view: View, *,
         names = [view.column, view.mask_column]
     cols = ["expnum", view.column] + ([view.mask_column] if view.mask_column in names else [])
     ds = ray.data.read_parquet(path, columns=cols, include_paths=True, partitioning=None)
-    if max_frames:
-        ds = ds.limit(max_frames)
     return ds.map_batches(_ToView(view), batch_format="numpy", batch_size=16)
 
 
@@ -99,10 +96,14 @@ class PreparedData:
 
 def prepare_data(data_root: str, camera: str, flavor: str, view: View, *,
                  max_frames: int | None = None, normaliser_sample: int = 512) -> PreparedData:
-    """Read, cut the view, split by night, fit the normaliser on (a sample of) training frames."""
-    ds = read_view_dataset(data_root, camera, flavor, view, max_frames=max_frames).materialize()
-    parts = {name: ds.filter(lambda r, c=code: r["split"] == c).materialize()
-             for code, name in enumerate(SPLITS)}
+    """Read, cut the view, split by night, fit the normaliser on (a sample of) training frames.
+
+    ``max_frames`` (smoke runs) keeps at most that many frames of each split."""
+    ds = read_view_dataset(data_root, camera, flavor, view).materialize()
+    parts = {}
+    for code, name in enumerate(SPLITS):
+        part = ds.filter(lambda r, c=code: r["split"] == c)
+        parts[name] = (part.limit(max_frames) if max_frames else part).materialize()
     counts = {name: parts[name].count() for name in SPLITS}
     if counts["train"] == 0 or counts["val"] == 0:
         raise InputError(f"camera={camera} flavor={flavor}: need training and validation nights, "

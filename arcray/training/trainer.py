@@ -54,7 +54,7 @@ class TrainConfig(StageConfig):
     crop: tuple[int, int, int, int] | None = Field((96, 96, 64, 64),
                                                    description="(row0, col0, h, w) px; None = all")
     downsample: int = Field(1, ge=1, description="block-mean downsampling factor")
-    max_frames: int | None = Field(None, description="read at most this many frames (smoke)")
+    max_frames: int | None = Field(None, description="at most this many frames per split (smoke)")
 
     def view(self) -> View:
         return View(column=self.column, window=self.window, crop=self.crop,
