@@ -28,7 +28,7 @@ for _v in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
 import numpy as np  # noqa: E402
 
 
-def best(fn, repeat: int = 2) -> float:
+def best(fn, repeat: int = 3) -> float:
     out = []
     for _ in range(repeat):
         t = time.perf_counter()
@@ -115,8 +115,10 @@ def ray_run(raw: str, out: str, workers: int) -> tuple[float, float, float]:
     """(seconds of run_calibrate, peak summed RSS of the process tree, peak of the workers) in MB."""
     import psutil
 
+    err = open(out + ".stderr", "w")
+    os.makedirs(out, exist_ok=True)
     proc = subprocess.Popen([sys.executable, "-c", RUN, raw, out, str(workers)], stdout=subprocess.PIPE,
-                            stderr=subprocess.DEVNULL, text=True)
+                            stderr=err, text=True)
     peak, peak_workers, stop = [0.0], [0.0], threading.Event()
 
     def sample():
@@ -138,7 +140,7 @@ def ray_run(raw: str, out: str, workers: int) -> tuple[float, float, float]:
     th.join()
     line = [ln for ln in stdout.splitlines() if ln.startswith("RESULT")]
     if not line:
-        raise RuntimeError(f"ray run failed: {stdout[-500:]}")
+        raise RuntimeError(f"ray run failed: {open(out + '.stderr').read()[-2000:]}")
     return float(line[0].split()[2]), peak[0], peak_workers[0]
 
 

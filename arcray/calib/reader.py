@@ -132,9 +132,12 @@ def decode_fits(buf: bytes, *, source: str = "") -> RawFrame:
     bzero = header.get("BZERO", 0)
     if header.get("BSCALE", 1) != 1 or bzero not in (0, 32768):
         raise InputError(f"unsupported scaling BSCALE={header.get('BSCALE')} BZERO={bzero}")
-    data = np.frombuffer(buf, dtype=">u2", count=n, offset=offset).astype(np.uint16)
-    if bzero == 32768:
-        data ^= np.uint16(0x8000)
+    stored = np.frombuffer(buf, dtype=">u2", count=n, offset=offset)
+    data = np.empty(n, np.uint16)
+    if bzero == 32768:  # one pass: byte swap + sign flip in the same ufunc loop
+        np.bitwise_xor(stored, np.uint16(0x8000), out=data)
+    else:
+        data[...] = stored
     return RawFrame(data.reshape(rows, cols), header, source)
 
 
