@@ -22,7 +22,6 @@ import requests
 
 from arcray.credentials import Credentials
 from arcray.errors import AuthError, RemoteError
-from arcray.io import atomic_write_bytes, exists, read_bytes
 from arcray.paths import is_uri
 
 FITS_BLOCK = 2880
@@ -324,6 +323,8 @@ class SasClient:
     @staticmethod
     def _place(part: str, dest: str, data: bytes) -> None:
         if is_uri(dest):
+            from arcray.io import atomic_write_bytes
+
             atomic_write_bytes(dest, data)
             _discard(part)
             return
@@ -332,6 +333,24 @@ class SasClient:
             os.unlink(part + ".json")
         except FileNotFoundError:
             pass
+
+
+# Local paths without pyarrow (a download actor stays light); URIs through arcray.io.
+def exists(path: str) -> bool:
+    if not is_uri(path):
+        return os.path.exists(path)
+    from arcray import io
+
+    return io.exists(path)
+
+
+def read_bytes(path: str) -> bytes:
+    if not is_uri(path):
+        with open(path, "rb") as f:
+            return f.read()
+    from arcray import io
+
+    return io.read_bytes(path)
 
 
 def _write_meta(path: str, meta: dict) -> None:
