@@ -71,6 +71,36 @@ def run_epoch(model, batches, norm: AsinhNormaliser, device, *, optimizer=None,
     return sse, npix, nsamp
 
 
+class ShardBatches:
+    """Batches of one Ray Data shard. With ``cache`` (per-camera views are small: a 64x64 crop is
+    16 kB) the shard is streamed once through ``iter_torch_batches`` and kept in worker memory, so
+    later epochs skip Ray Data's per-epoch start-up and are reshuffled locally."""
+
+    def __init__(self, shard, batch_size: int, *, cache: bool, shuffle: bool, seed: int = 0):
+        self.shard, self.bs, self.cache = shard, batch_size, cache
+        self.shuffle, self.seed = shuffle, seed
+        self._data: tuple[torch.Tensor, torch.Tensor] | None = None
+
+    def epoch(self, epoch: int):
+        if not self.cache:
+            yield from self.shard.iter_torch_batches(batch_size=self.bs)
+            return
+        if self._data is None:
+            xs, ms = [], []
+            for b in self.shard.iter_torch_batches(batch_size=self.bs):
+                xs.append(b["x"])
+                ms.append(b["m"])
+                yield b
+            self._data = (torch.cat(xs), torch.cat(ms)) if xs else (torch.zeros(0), torch.zeros(0))
+            return
+        x, m = self._data
+        order = (torch.randperm(len(x), generator=torch.Generator().manual_seed(self.seed + epoch))
+                 if self.shuffle else torch.arange(len(x)))
+        for i in range(0, len(x), self.bs):
+            j = order[i:i + self.bs]
+            yield {"x": x[j], "m": m[j]}
+
+
 def _resume(model, optimizer) -> tuple[int, float, int, list]:
     import ray.train
 
@@ -102,17 +132,19 @@ def train_loop_per_worker(config: dict) -> None:
     norm = AsinhNormaliser.from_dict(config["normaliser"])
     autocast = device.type == "cuda" and bool(config.get("bf16", True))
     bs = int(config.get("batch_size", 32))
-    train_shard, val_shard = ray.train.get_dataset_shard("train"), ray.train.get_dataset_shard("val")
+    cache, seed = bool(config.get("cache_shard", True)), int(config.get("seed", 0))
+    train_b = ShardBatches(ray.train.get_dataset_shard("train"), bs, cache=cache, shuffle=True,
+                           seed=seed)
+    val_b = ShardBatches(ray.train.get_dataset_shard("val"), bs, cache=cache, shuffle=False)
     hook = config.get("epoch_hook")
     for epoch in range(start, int(config["epochs"])):
         if hook is not None:
             hook(epoch, rank)
         t0 = time.perf_counter()
-        tr = run_epoch(model, train_shard.iter_torch_batches(batch_size=bs), norm, device,
-                       optimizer=optimizer, autocast=autocast)
-        t1 = time.perf_counter()
-        va = run_epoch(model, val_shard.iter_torch_batches(batch_size=bs), norm, device,
+        tr = run_epoch(model, train_b.epoch(epoch), norm, device, optimizer=optimizer,
                        autocast=autocast)
+        t1 = time.perf_counter()
+        va = run_epoch(model, val_b.epoch(epoch), norm, device, autocast=autocast)
         tr_sse, tr_n, tr_s, va_sse, va_n, va_s = _allreduce([*tr, *va])
         train_loss, val_loss = tr_sse / max(tr_n, 1.0), va_sse / max(va_n, 1.0)
         if val_loss < best - float(config.get("min_delta", 0.0)):

@@ -54,6 +54,8 @@ class TrainConfig(StageConfig):
     crop: tuple[int, int, int, int] | None = Field((96, 96, 64, 64),
                                                    description="(row0, col0, h, w) px; None = all")
     downsample: int = Field(1, ge=1, description="block-mean downsampling factor")
+    cache_shard: bool = Field(True, description="keep each worker's data shard in memory after "
+                                                "the first epoch (small per-camera views)")
     max_frames: int | None = Field(None, description="at most this many frames per split (smoke)")
 
     def view(self) -> View:
@@ -79,7 +81,8 @@ def loop_config(cfg: TrainConfig, ae_cfg: AEConfig, normaliser: AsinhNormaliser,
     """The dict every worker's ``train_loop_per_worker`` receives."""
     return {"ae_config": ae_cfg.to_dict(), "normaliser": normaliser.to_dict(), "lr": cfg.lr,
             "weight_decay": cfg.weight_decay, "epochs": cfg.epochs, "batch_size": cfg.batch_size,
-            "patience": cfg.patience, "seed": cfg.seed, "camera": cfg.camera, "flavor": cfg.flavor,
+            "patience": cfg.patience, "seed": cfg.seed, "cache_shard": cfg.cache_shard,
+            "camera": cfg.camera, "flavor": cfg.flavor,
             "view": cfg.view().to_dict(), "config_hash": cfg.config_hash(), **extra}
 
 
