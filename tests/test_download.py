@@ -140,8 +140,7 @@ def test_download_with_faults_is_complete_and_idempotent(ray_local, archive_serv
         table1.drop_columns(["finished_at", "seconds", "attempts"]))
 
 
-@pytest.mark.ray
-def test_wrong_password_stops_before_any_download(ray_local, archive_server, tmp_path):
+def test_wrong_password_stops_before_any_download(archive_server, tmp_path):
     h = archive_server()
     layout = Layout(str(tmp_path / "data"))
     write_manifest(layout.manifest, [(60285, 380100, "arc", False)])
