@@ -35,6 +35,7 @@ def ensure_ray(address: str | None = None, *, num_cpus: int | None = None, quiet
         kwargs["configure_logging"] = True
         kwargs["logging_level"] = "ERROR" if quiet else "INFO"
     try:
-        ray.init(address=address, ignore_reinit_error=True, **kwargs)
+        # "local" always starts a private instance, even when a `ray start` cluster runs on this host.
+        ray.init(address=address or "local", ignore_reinit_error=True, **kwargs)
     except ConnectionError as exc:  # pragma: no cover - message depends on Ray internals
         raise ClusterError(f"cannot reach the Ray cluster at {address!r}: {exc}") from None

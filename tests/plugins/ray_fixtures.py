@@ -15,6 +15,7 @@ def ray_local(tmp_path_factory):
     os.environ.setdefault("RAY_ACCEL_ENV_VAR_OVERRIDE_ON_ZERO", "0")
     if not ray.is_initialized():
         ray.init(
+            address="local",
             num_cpus=8,
             object_store_memory=600 * 1024 * 1024,
             include_dashboard=False,
