@@ -74,6 +74,7 @@ def main() -> None:
     ap.add_argument("--arch", default="small3")
     ap.add_argument("--epochs", type=int, default=80)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--batch-size", type=int, default=8)
     args = ap.parse_args()
 
     from arcray.model.ae import arch_config
@@ -103,7 +104,8 @@ def main() -> None:
     rows, models = [], {}
     for lat in [int(v) for v in args.latents.split(",")]:
         model, hist = fit_local(tr, va, arch_config(args.arch, lat, h, w), norm,
-                                epochs=args.epochs, patience=max(10, args.epochs // 4), seed=args.seed)
+                                epochs=args.epochs, patience=max(10, args.epochs // 4), seed=args.seed,
+                                batch_size=args.batch_size)
         with torch.no_grad():
             ae = masked_mse_np(model(torch.from_numpy(yte)).numpy(), yte, te["m"])
         p = fit_pca(ytr, lat, tr["m"])
