@@ -11,7 +11,9 @@ value explains). Two floors follow from it, per camera and split:
 - ``floor_meta_px``: RMS of the hidden (dy, dx) about its mean — the px error of a perfect
   metadata-only predictor;
 - ``floor_ref_px``: RMS of the change of the hidden (dy, dx) since the night's previous frame — the
-  error of a perfect reference-arc predictor (it knows the previous arc's state exactly).
+  error of a perfect reference-arc predictor (it knows the previous arc's state exactly); the
+  night's first frame has no reference, so there the metadata floor applies (as the model falls
+  back on metadata alone).
 """
 
 from __future__ import annotations
@@ -92,12 +94,13 @@ def truth_floors(truth: pd.DataFrame, frames: pd.DataFrame) -> pd.DataFrame:
     for (cam, split), g in t.groupby(["camera", "split"]):
         hy = g["dy_hidden"] - g["dy_hidden"].mean()
         hx = g["dx_hidden"] - g["dx_hidden"].mean()
-        inc = g[["ddy", "ddx"]].dropna()
+        first = g["ddy"].isna().to_numpy()
+        ry = np.where(first, hy, g["ddy"].to_numpy(float))
+        rx = np.where(first, hx, g["ddx"].to_numpy(float))
         rows.append({"camera": cam, "split": split, "n": len(g),
                      "floor_meta_dy": _rms(hy), "floor_meta_dx": _rms(hx),
                      "floor_meta_px": float(np.sqrt(np.mean(hy**2 + hx**2))),
-                     "floor_ref_px": float(np.sqrt(np.mean(inc["ddy"] ** 2 + inc["ddx"] ** 2)))
-                     if len(inc) else float("nan")})
+                     "floor_ref_px": float(np.sqrt(np.mean(ry**2 + rx**2)))})
     return pd.DataFrame(rows)
 
 

@@ -33,7 +33,7 @@ def usable(lat: pd.DataFrame) -> pd.DataFrame:
     return lat[ok].reset_index(drop=True)
 
 
-def predict_latents(lat: pd.DataFrame, kinds=REGRESSORS, *, alpha: float = 1.0, seed: int = 0,
+def predict_latents(lat: pd.DataFrame, kinds=REGRESSORS, *, alpha: float | None = None, seed: int = 0,
                     columns: list[str] | None = None) -> tuple[pd.DataFrame, dict]:
     """``(long predictions, {camera: {kind: LatentRegressor}})``; long has KEYS, split, model, z*."""
     lat = usable(lat)
