@@ -1,0 +1,165 @@
+"""`arcray demo`: the whole pipeline on a small simulated world, on one local Ray instance.
+
+Renders the world, serves it on 127.0.0.1 with a real login (a random password written to a
+0600 file, never printed), then runs scrape -> download -> calibrate -> tune -> embed -> analyze
+-> regress (+ batch decoding) -> report through the same library functions the stage commands
+call. Every stage is idempotent, so a second run reuses what the first one wrote.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import time
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from typing import Callable
+
+from arcray.config import StageConfig
+from arcray.credentials import Credentials
+from arcray.paths import Layout, SimLayout
+
+log = logging.getLogger(__name__)
+
+DEMO_USER = "observer@example.org"
+
+
+class DemoConfig(StageConfig):
+    """What the demo renders and trains. Defaults run in about five minutes on 2 cores."""
+
+    start: date = date(2023, 12, 28)  # local date of the first night; nights 60307..60314 split 6/1/1
+    nights: int = 8  # nights rendered (the MJD hash must give train, val and test nights)
+    seed: int = 7  # world seed: same seed, same bytes
+    fields_per_night: int = 8  # fields observed per clear night (each brings an arc and a flat)
+    cameras: tuple[str, ...] = ("b1", "r1")
+    latents: tuple[int, ...] = (1, 2, 4, 8)  # latent sizes searched by Ray Tune
+    arch: str = "small3"
+    epochs: int = 12  # maximum epochs per trial (early stopping may end sooner)
+    analysis_latent: int = 4  # latent size used by embed / analyze / regress
+    download_actors: int = 4
+    calibrate_workers: int = 2
+
+
+@dataclass
+class DemoResult:
+    root: str
+    world: str
+    report: str
+    seconds: dict[str, float] = field(default_factory=dict)
+
+
+def months_of(start: date, nights: int) -> list[str]:
+    """``YYYY-MM`` of every month an observing night of the run can be logged in."""
+    days = [start + timedelta(days=i) for i in range(nights + 1)]
+    return sorted({f"{d.year:04d}-{d.month:02d}" for d in days})
+
+
+def _write_secret(path: str, value: str) -> None:
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(value + "\n")
+
+
+def _password(out: str) -> str:
+    """The demo archive's password: random once, kept in ``<out>/secrets/archive-password``."""
+    path = os.path.join(out, "secrets", "archive-password")
+    if os.path.exists(path):
+        with open(path) as f:
+            return f.read().strip()
+    pw = secrets.token_urlsafe(18)
+    _write_secret(path, pw)
+    return pw
+
+
+def render(cfg: DemoConfig, world_dir: str, progress_factory) -> None:
+    from arcray.sim.world import SimWorld, WorldSpec, render_world
+
+    if os.path.exists(SimLayout(world_dir).world_json) and os.path.exists(SimLayout(world_dir).truth):
+        log.info("world already rendered in %s", world_dir)
+        return
+    spec = WorldSpec(start=cfg.start.isoformat(), nights=cfg.nights, seed=cfg.seed, observatory="apo",
+                     cameras=cfg.cameras, flavors=("arc",), fields_per_night=cfg.fields_per_night)
+    n = len(SimWorld(spec).frames())
+    with progress_factory("render world", n, "frames") as advance:
+        render_world(world_dir, cfg.start, cfg.nights, cfg.seed, "apo", cameras=cfg.cameras, flavors=("arc",),
+                     fields_per_night=cfg.fields_per_night, workers=2, progress=advance)
+
+
+def run_demo(out: str, cfg: DemoConfig | None = None, *,
+             progress_factory: Callable | None = None, echo: Callable[[str], None] = print) -> DemoResult:
+    """Run every stage on a simulated world under ``out``; return where things are."""
+    from arcray.calib.config import CalibConfig
+    from arcray.ingest.download import DownloadConfig, run_download
+    from arcray.ingest.scrape import scrape
+    from arcray.pipeline.analysis import run_analyze, run_regress
+    from arcray.pipeline.calibrate import run_calibrate
+    from arcray.pipeline.embed import embed
+    from arcray.progress import progress_bar
+    from arcray.raycluster import ensure_ray
+    from arcray.report.html import build_report
+    from arcray.sim.server import ArchiveServer
+    from arcray.training.trainer import TrainConfig
+    from arcray.training.tune import tune_cameras
+
+    cfg = cfg or DemoConfig()
+    progress_factory = progress_factory or (lambda d, n, u: progress_bar(d, n, unit=u))
+    out = os.path.abspath(out)
+    world_dir, root = os.path.join(out, "world"), os.path.join(out, "pipeline")
+    layout = Layout(root)
+    res = DemoResult(root=root, world=world_dir, report=layout.report_index)
+
+    def stage(name: str):
+        echo(f"== {name}")
+        return time.perf_counter()
+
+    t = stage("render the simulated world")
+    render(cfg, world_dir, progress_factory)
+    res.seconds["render"] = time.perf_counter() - t
+
+    password = _password(out)
+    creds = Credentials(DEMO_USER, password, "demo")
+    server = ArchiveServer(world_dir, user=DEMO_USER, password=password).start()
+    echo(f"archive server: {server.mailman_url} (Mailman) and {server.sas_url} (SAS)")
+    try:
+        ensure_ray(None)
+        t = stage("scrape the observing logs")
+        summary = scrape(server.base_url, root, months_of(cfg.start, cfg.nights), creds)
+        echo(f"{summary.n_exposures} exposures in {layout.manifest}")
+        res.seconds["scrape"] = time.perf_counter() - t
+
+        t = stage("download arcs from the SAS")
+        dcfg = DownloadConfig(base_url=server.base_url, flavors=("arc",), cameras=cfg.cameras,
+                              actors=cfg.download_actors)
+        with progress_factory("download", None, "files") as advance:
+            dsum = run_download(layout, dcfg, creds, progress=advance)
+        echo(dsum.line())
+        res.seconds["download"] = time.perf_counter() - t
+    finally:
+        server.stop()
+
+    t = stage("calibrate")
+    with progress_factory("calibrate", None, "frames") as advance:
+        csum = run_calibrate(layout.raw_root, layout, CalibConfig(), workers=cfg.calibrate_workers,
+                             progress=advance)
+    echo(csum.line())
+    res.seconds["calibrate"] = time.perf_counter() - t
+
+    t = stage(f"tune autoencoders (latents {', '.join(map(str, cfg.latents))}) per camera")
+    base = TrainConfig(camera=cfg.cameras[0], flavor="arc", arch=cfg.arch, latent=cfg.latents[0],
+                       epochs=cfg.epochs)
+    tune_cameras(root, root, base, list(cfg.cameras), latents=list(cfg.latents), archs=[cfg.arch],
+                 lrs=[base.lr])
+    res.seconds["tune"] = time.perf_counter() - t
+
+    t = stage(f"embed, analyze, regress and decode (latent {cfg.analysis_latent})")
+    embed(root, flavor="arc", latent=cfg.analysis_latent, cameras=list(cfg.cameras))
+    run_analyze(root, flavor="arc", latent=cfg.analysis_latent)
+    run_regress(root, flavor="arc", latent=cfg.analysis_latent, truth=SimLayout(world_dir).truth)
+    res.seconds["analysis"] = time.perf_counter() - t
+
+    t = stage("report")
+    res.report = build_report(root)
+    res.seconds["report"] = time.perf_counter() - t
+    return res
