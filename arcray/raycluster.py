@@ -7,6 +7,7 @@ the physical one, so training workers and Tune drivers never starve Ray Data's r
 
 from __future__ import annotations
 
+import logging
 import os
 
 from arcray.errors import ClusterError
@@ -16,26 +17,43 @@ def default_local_cpus() -> int:
     return max(8, 2 * (os.cpu_count() or 2))
 
 
+def _quiet_ray_data() -> None:
+    """Ray Data logs every dataset execution at INFO on the driver; keep warnings only."""
+    os.environ.setdefault("RAY_DATA_LOG_LEVEL", "WARNING")
+    logging.getLogger("ray.data").setLevel(logging.WARNING)
+
+
 def ensure_ray(address: str | None = None, *, num_cpus: int | None = None, quiet: bool = True,
-               object_store_bytes: int | None = None) -> None:
+               object_store_bytes: int | None = None, dashboard: bool = False) -> str | None:
     """Connect to ``address`` (``auto``, ``ray://...``, ``host:port``) or start a local instance.
 
     Idempotent: does nothing when Ray is already initialised in this process. Inside a Ray job
-    (``RAY_ADDRESS`` set by the job submission) it joins that cluster.
+    (``RAY_ADDRESS`` set by the job submission) it joins that cluster. Returns the dashboard URL
+    when a local instance was started with ``dashboard=True``.
     """
     import ray
 
+    if quiet:
+        _quiet_ray_data()
     if ray.is_initialized():
-        return
+        return None
     address = address or os.environ.get("RAY_ADDRESS")
-    kwargs: dict = {"log_to_driver": not quiet, "include_dashboard": False} if not address else {}
+    kwargs: dict = {}
     if not address:
-        kwargs["num_cpus"] = num_cpus or default_local_cpus()
-        kwargs["object_store_memory"] = object_store_bytes or 2 * 1024**3
-        kwargs["configure_logging"] = True
-        kwargs["logging_level"] = "ERROR" if quiet else "INFO"
+        kwargs.update(
+            num_cpus=num_cpus or default_local_cpus(),
+            object_store_memory=object_store_bytes or 2 * 1024**3,
+            include_dashboard=dashboard,
+            log_to_driver=not quiet,
+            configure_logging=True,
+            logging_level="ERROR" if quiet else "INFO",
+        )
     try:
         # "local" always starts a private instance, even when a `ray start` cluster runs on this host.
-        ray.init(address=address or "local", ignore_reinit_error=True, **kwargs)
+        ctx = ray.init(address=address or "local", ignore_reinit_error=True, **kwargs)
     except ConnectionError as exc:  # pragma: no cover - message depends on Ray internals
         raise ClusterError(f"cannot reach the Ray cluster at {address!r}: {exc}") from None
+    if quiet:
+        _quiet_ray_data()
+    url = getattr(ctx, "dashboard_url", None)
+    return f"http://{url}" if url and not str(url).startswith("http") else url

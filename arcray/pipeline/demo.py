@@ -123,7 +123,9 @@ def run_demo(out: str, cfg: DemoConfig | None = None, *,
     server = ArchiveServer(world_dir, user=DEMO_USER, password=password).start()
     echo(f"archive server: {server.mailman_url} (Mailman) and {server.sas_url} (SAS)")
     try:
-        ensure_ray(None)
+        dashboard = ensure_ray(None, dashboard=True)
+        if dashboard:
+            echo(f"Ray dashboard: {dashboard} (jobs, actors, Ray Data and Train/Tune progress)")
         t = stage("scrape the observing logs")
         summary = scrape(server.base_url, root, months_of(cfg.start, cfg.nights), creds)
         echo(f"{summary.n_exposures} exposures in {layout.manifest}")
