@@ -3,7 +3,8 @@
 ``AEConfig`` fixes depth (number of stride-2 levels), width (channels of the first level, doubled
 per level), latent size (1..64), residual blocks on/off and the input size. ``ARCHS`` names a few
 members: ``small3`` is close to the study's small three-level conv AE, ``deep_res`` a deeper
-residual one, ``tiny`` a fast one for smoke runs and tests.
+residual one, ``tiny`` a fast one for smoke runs and tests, ``pca_res`` a linear path initialised
+from the training PCA plus a nonlinear conv correction (``arcray.model.pca_ae``).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from torch import nn
 from arcray.errors import ConfigError
 
 LATENT_MIN, LATENT_MAX = 1, 64
+KINDS = ("conv", "pca_res")
 
 
 @dataclass(frozen=True)
@@ -32,12 +34,15 @@ class AEConfig:
     blocks: int = 0
     height: int = 64
     width_px: int = 64
+    kind: str = "conv"  # "conv": ConvAutoencoder; "pca_res": PCA-initialised PCAResAutoencoder
 
     def validate(self) -> "AEConfig":
         if not LATENT_MIN <= self.latent <= LATENT_MAX:
             raise ConfigError(f"latent size must be in {LATENT_MIN}..{LATENT_MAX}, got {self.latent}")
         if self.depth < 1 or self.width < 1:
             raise ConfigError("depth and width must be >= 1")
+        if self.kind not in KINDS:
+            raise ConfigError(f"unknown autoencoder kind {self.kind!r}; choose one of {KINDS}")
         f = 2 ** self.depth
         if self.height % f or self.width_px % f:
             raise ConfigError(f"input {self.height}x{self.width_px} must be a multiple of {f} "
@@ -55,6 +60,8 @@ ARCHS: dict[str, dict] = {
     "tiny": dict(depth=2, width=8, blocks=0),
     "small3": dict(depth=3, width=16, blocks=0),
     "deep_res": dict(depth=4, width=16, max_width=64, blocks=1),
+    # linear path initialised from the training PCA + a zero-initialised conv correction
+    "pca_res": dict(depth=3, width=16, blocks=0, kind="pca_res"),
 }
 
 
@@ -124,9 +131,15 @@ class ConvAutoencoder(nn.Module):
         return self.decode(self.encode(x))
 
 
-def build_autoencoder(cfg: AEConfig | dict) -> ConvAutoencoder:
+def build_autoencoder(cfg: AEConfig | dict) -> nn.Module:
+    """The model of ``cfg``. A ``pca_res`` model starts as zeros: initialise it from data with
+    ``arcray.model.pca_ae.init_model_from_data`` (or load its saved weights)."""
     if isinstance(cfg, dict):
         cfg = AEConfig(**cfg)
+    if cfg.kind == "pca_res":
+        from arcray.model.pca_ae import PCAResAutoencoder
+
+        return PCAResAutoencoder(cfg)
     return ConvAutoencoder(cfg)
 
 

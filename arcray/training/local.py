@@ -13,6 +13,7 @@ import torch
 
 from arcray.model.ae import AEConfig, build_autoencoder
 from arcray.model.normalise import AsinhNormaliser
+from arcray.model.pca_ae import init_model_from_data
 from arcray.training.loop import run_epoch
 
 
@@ -29,12 +30,17 @@ def batches(x: np.ndarray, m: np.ndarray, batch_size: int, *, shuffle_seed: int 
 
 def fit_local(train: dict, val: dict, ae_cfg: AEConfig, normaliser: AsinhNormaliser, *,
               lr: float = 2e-3, epochs: int = 30, batch_size: int = 32, patience: int = 8,
-              seed: int = 0, device: str = "cpu") -> tuple[torch.nn.Module, list[dict]]:
-    """Train in this process; return the best-validation model and per-epoch metrics."""
+              seed: int = 0, device: str = "cpu", weight_decay: float = 0.0
+              ) -> tuple[torch.nn.Module, list[dict]]:
+    """Train in this process; return the best-validation model and per-epoch metrics.
+
+    Data-initialised architectures (``pca_res``) start from the training split's PCA."""
     torch.manual_seed(seed)
     dev = torch.device(device)
-    model = build_autoencoder(ae_cfg).to(dev)
-    opt = torch.optim.AdamW(model.parameters(), lr=lr)
+    model = build_autoencoder(ae_cfg)
+    init_model_from_data(model, normaliser.forward(np.asarray(train["x"], np.float32)), train["m"])
+    model = model.to(dev)
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs)
     best, best_state, bad, hist = np.inf, None, 0, []
     for epoch in range(epochs):
