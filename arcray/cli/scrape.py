@@ -19,7 +19,7 @@ def scrape_cmd(
     base_url: Annotated[str, typer.Option(
         "--base-url", help="Mailman host (or the full private-archive URL).")] = DEFAULT_BASE_URL,
     out: Annotated[Optional[str], typer.Option(
-        "--out", help="Artefact root (directory or pyarrow/fsspec URI).")] = None,
+        "--out", "--root", help="Artefact root (directory or pyarrow/fsspec URI).")] = None,
     months: Annotated[Optional[str], typer.Option(
         "--months", help="YYYY-MM..YYYY-MM (inclusive) or a comma list.")] = None,
     refresh: Annotated[bool, typer.Option("--refresh", help="Fetch months already scraped again.")] = False,
@@ -55,7 +55,7 @@ def scrape_cmd(
     if paths:
         raise ConfigError(f"unexpected arguments {paths!r} (archive files need --from-file)")
     if not out or not months:
-        raise ConfigError("arcray scrape needs --out ROOT and --months (or --from-file PATH ...)")
+        raise ConfigError("arcray scrape needs --root ROOT and --months (or --from-file PATH ...)")
     summary = _scrape(base_url, out, months, user, password_file, refresh, smoke, address, no_ray)
     if as_json:
         import pyarrow.parquet as pq
