@@ -116,7 +116,8 @@ def _resume(model, optimizer) -> tuple[int, float, int, list]:
 
 def train_loop_per_worker(config: dict) -> None:
     """Ray Train loop. ``config``: ae_config, normaliser (dicts), lr, epochs, batch_size, patience,
-    weight_decay, seed, optional ``epoch_hook(epoch, rank)`` (called at each epoch start)."""
+    weight_decay, seed, optional ``init_state`` (initial weights) and ``epoch_hook(epoch, rank)``
+    (called at each epoch start)."""
     import ray.train
     import ray.train.torch
 
@@ -125,6 +126,8 @@ def train_loop_per_worker(config: dict) -> None:
     torch.manual_seed(int(config.get("seed", 0)))
     device = ray.train.torch.get_device()
     model = build_autoencoder(AEConfig(**config["ae_config"]))
+    if config.get("init_state") is not None:  # data-initialised archs (pca_res), made by the driver
+        model.load_state_dict(config["init_state"])
     optimizer = torch.optim.AdamW(model.parameters(), lr=float(config["lr"]),
                                   weight_decay=float(config.get("weight_decay", 0.0)))
     start, best, bad, history = _resume(model, optimizer)

@@ -22,6 +22,7 @@ from arcray.model.ae import AEConfig, arch_config, build_autoencoder
 from arcray.model.loss import masked_mse_np
 from arcray.model.normalise import AsinhNormaliser
 from arcray.model.pca import fit_pca
+from arcray.model.pca_ae import init_model_from_data
 from arcray.model.store import save_model
 from arcray.model.view import View
 from arcray.paths import Layout
@@ -74,6 +75,17 @@ def resolve_use_gpu(use_gpu: bool | None) -> bool:
 def model_config(cfg: TrainConfig, prepared: PreparedData) -> AEConfig:
     h, w = (np.asarray(prepared.train.take_batch(1, batch_format="numpy")["x"]).shape[1:])
     return arch_config(cfg.arch, cfg.latent, h, w)
+
+
+def initial_state(ae_cfg: AEConfig, prepared: PreparedData, *, limit: int = 2000) -> dict | None:
+    """Initial weights of a data-initialised architecture (``pca_res``: the training split's PCA),
+    computed once on the driver; None for the others (random init in the workers)."""
+    if ae_cfg.kind != "pca_res":
+        return None
+    tr = prepared.arrays("train", limit)
+    model = init_model_from_data(build_autoencoder(ae_cfg),
+                                 prepared.normaliser.forward(np.asarray(tr["x"], np.float32)), tr["m"])
+    return {k: v.detach().cpu() for k, v in model.state_dict().items()}
 
 
 def loop_config(cfg: TrainConfig, ae_cfg: AEConfig, normaliser: AsinhNormaliser,
@@ -166,7 +178,7 @@ def train_camera(data_root: str, out_root: str, cfg: TrainConfig, *, epoch_hook=
     prepared = prepared or prepare_data(data_root, cfg.camera, cfg.flavor, cfg.view(),
                                         max_frames=cfg.max_frames)
     ae_cfg = model_config(cfg, prepared)
-    lcfg = loop_config(cfg, ae_cfg, prepared.normaliser,
+    lcfg = loop_config(cfg, ae_cfg, prepared.normaliser, init_state=initial_state(ae_cfg, prepared),
                        **({"epoch_hook": epoch_hook} if epoch_hook else {}))
     name = f"train-{cfg.camera}-{cfg.flavor}-l{cfg.latent}-{cfg.arch}-{cfg.config_hash()}"
     trainer = build_trainer(lcfg, prepared.ray_datasets(), cfg, storage_path=layout.train_runs,

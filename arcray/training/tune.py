@@ -21,8 +21,8 @@ from arcray.io import atomic_write_parquet, exists, provenance
 from arcray.model.ae import arch_config
 from arcray.paths import Layout
 from arcray.training.data import PreparedData, prepare_data
-from arcray.training.trainer import (TrainConfig, build_trainer, loop_config, model_config,
-                                     pca_losses, register)
+from arcray.training.trainer import (TrainConfig, build_trainer, initial_state, loop_config,
+                                     model_config, pca_losses, register)
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +44,8 @@ def _trainable(config: dict, base: dict, prepared: PreparedData, storage_path: s
 
     cfg = TrainConfig(**{**base, "latent": config["latent"], "arch": config["arch"],
                          "lr": config["lr"]})
-    lcfg = loop_config(cfg, model_config(cfg, prepared), prepared.normaliser)
+    ae_cfg = model_config(cfg, prepared)
+    lcfg = loop_config(cfg, ae_cfg, prepared.normaliser, init_state=initial_state(ae_cfg, prepared))
     name = f"{tune.get_context().get_experiment_name()}-{tune.get_context().get_trial_id()}"
     trainer = build_trainer(lcfg, prepared.ray_datasets(), cfg, storage_path=storage_path,
                             name=name, callbacks=[TuneReportCallback()])
