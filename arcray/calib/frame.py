@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from arcray.calib import steps
+from arcray.calib import direct, steps
 from arcray.calib.config import CalibConfig
 from arcray.calib.metadata import extract_metadata
 from arcray.calib.views import binned_view, cut_windows, window_origins
@@ -25,8 +25,8 @@ class CalibratedFrame:
     """A calibrated frame. Images are float32 electrons on the trimmed frame ``[row, col]``."""
 
     meta: dict[str, Any]  # one metadata row (see arcray.calib.metadata)
-    electrons: np.ndarray  # float32 [rows, cols] trimmed
-    mask: np.ndarray  # uint8 bit flags, same shape
+    electrons: np.ndarray | None  # float32 [rows, cols] trimmed (None: calibrated without it)
+    mask: np.ndarray | None  # uint8 bit flags, same shape (None with electrons)
     windows: np.ndarray  # float32 [n_win, size, size]
     windows_mask: np.ndarray  # uint8 [n_win, size, size]
     window_origins: list[tuple[int, int]]  # (row0, col0) in the trimmed frame
@@ -41,13 +41,47 @@ class CalibratedFrame:
     def camera(self) -> str:
         return self.meta["camera"]
 
+    @property
+    def trimmed_shape(self) -> tuple[int, int]:
+        return GEOMETRY[self.camera].trimmed_shape
+
+
+def _biases(raw: np.ndarray, geo, cs, unread: np.ndarray) -> tuple[list[np.ndarray], tuple[float, ...]]:
+    """Per amp: the bias applied (ADU, (1, 1) or (nrows, 1)) and its mean over read rows."""
+    levels, means = [], []
+    for amp in geo.amps:
+        bias = steps.bias_level(raw, amp, method=cs.overscan, read_rows=~unread,
+                                transient_cols=geo.transient_cols)
+        rows = unread[amp.rows]
+        per_row = bias[:, 0] if bias.shape[0] == rows.size else np.broadcast_to(bias[:, 0], rows.shape)
+        levels.append(bias)
+        means.append(float(per_row[~rows].mean()) if (~rows).any() else 0.0)
+    return levels, tuple(means)
+
+
+def _electrons(raw: np.ndarray, geo, levels: list[np.ndarray], gains: tuple[float, ...],
+               unread: np.ndarray) -> np.ndarray:
+    """The full trimmed frame in electrons (float32): ``float32(raw - bias) * float32(gain)``."""
+    electrons = np.empty(geo.trimmed_shape, np.float32)
+    for amp, bias, gain in zip(geo.amps, levels, gains):
+        out = electrons[amp.trim_rows, amp.trim_cols]
+        np.subtract(raw[amp.rows, amp.cols], bias, out=out, dtype=np.float32, casting="unsafe")
+        steps.apply_gain(out, gain, out=out)
+        rows = unread[amp.rows]
+        if rows.any():
+            out[rows] = 0.0
+    return electrons
+
 
 def calibrate_frame(raw: np.ndarray, header: dict[str, Any], config: CalibConfig | None = None, *,
-                    camera: str | None = None, expnum: int | None = None) -> CalibratedFrame:
+                    camera: str | None = None, expnum: int | None = None,
+                    keep_frame: bool = True) -> CalibratedFrame:
     """Calibrate all four amps of ``raw`` (uint16 ADU, 4224 x 4352); ``raw`` is not modified.
 
-    ``camera``/``expnum`` (from the file name) override the header's. Raises ``InputError`` for
-    a wrong shape or missing required keywords.
+    ``camera``/``expnum`` (from the file name) override the header's. ``keep_frame=False``: the
+    views are computed straight from the raw ADU (``arcray.calib.direct``; windows and masks
+    bit-identical, binned view equal up to float32 rounding) and ``electrons``/``mask`` are None.
+    Raises ``InputError`` for a wrong shape or missing required keywords.
     """
     from arcray.errors import InputError
 
@@ -60,30 +94,24 @@ def calibrate_frame(raw: np.ndarray, header: dict[str, Any], config: CalibConfig
     cs = config.for_camera(cam)
     gains = tuple(cs.gains or instrument_gains(cam, meta["mjd"]))
     unread = steps.unread_rows(raw, header, geo)
-    electrons = np.empty(geo.trimmed_shape, np.float32)
-    biases = []
-    for amp, gain in zip(geo.amps, gains):
-        out = electrons[amp.trim_rows, amp.trim_cols]
-        bias = steps.bias_level(raw, amp, method=cs.overscan, read_rows=~unread,
-                                transient_cols=geo.transient_cols)
-        np.subtract(raw[amp.rows, amp.cols], bias, out=out, dtype=np.float32, casting="unsafe")
-        steps.apply_gain(out, gain, out=out)
-        rows = unread[amp.rows]
-        if rows.any():
-            out[rows] = 0.0
-        per_row = bias[:, 0] if bias.shape[0] == rows.size else np.broadcast_to(bias[:, 0], rows.shape)
-        biases.append(float(per_row[~rows].mean()) if (~rows).any() else 0.0)
-    mask = steps.frame_mask(raw, geo, saturation_adu=cs.saturation_adu, unread=unread,
-                            bad_columns=cs.bad_columns)
+    levels, bias_means = _biases(raw, geo, cs, unread)
     size = config.window_size
     origins = window_origins(cam, cs.windows, size)
-    binned, binned_mask = binned_view(electrons, mask, size=config.binned_size, factor=config.bin_factor,
-                                      bad_fraction=config.binned_bad_fraction)
+    masks = dict(saturation_adu=cs.saturation_adu, bad_columns=cs.bad_columns)
+    bin_args = dict(size=config.binned_size, factor=config.bin_factor, bad_fraction=config.binned_bad_fraction)
+    if not keep_frame and direct.binned_aligned(geo, config.binned_size, config.bin_factor):
+        electrons = mask = None
+        windows, windows_mask = direct.cut_windows_raw(raw, geo, levels, gains, unread, origins, size, **masks)
+        binned, binned_mask = direct.binned_view_raw(raw, geo, levels, gains, unread, **bin_args, **masks)
+    else:
+        electrons = _electrons(raw, geo, levels, gains, unread)
+        mask = steps.frame_mask(raw, geo, unread=unread, **masks)
+        windows, windows_mask = cut_windows(electrons, origins, size), cut_windows(mask, origins, size)
+        binned, binned_mask = binned_view(electrons, mask, **bin_args)
     return CalibratedFrame(
-        meta=meta, electrons=electrons, mask=mask,
-        windows=cut_windows(electrons, origins, size), windows_mask=cut_windows(mask, origins, size),
+        meta=meta, electrons=electrons, mask=mask, windows=windows, windows_mask=windows_mask,
         window_origins=origins, window_names=[w.name for w in cs.windows],
-        binned=binned, binned_mask=binned_mask, bias_adu=tuple(biases), gains=gains,
+        binned=binned, binned_mask=binned_mask, bias_adu=bias_means, gains=gains,
         steps=("unread_rows", f"overscan:{cs.overscan}", "trim", "gain", "mask:saturation,not_read,"
                "bad_columns", f"views:windows{size},binned{config.bin_factor}"),
     )

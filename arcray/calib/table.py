@@ -67,6 +67,8 @@ def frame_table(cf: CalibratedFrame, config: CalibConfig) -> pa.Table:
     cols["windows_mask"] = tensor_column(cf.windows_mask)
     cols["binned"] = tensor_column(cf.binned)
     cols["binned_mask"] = tensor_column(cf.binned_mask)
+    if config.full_frame != "none" and cf.electrons is None:
+        raise ValueError("full_frame is configured but the frame was calibrated with keep_frame=False")
     if config.full_frame == "float32":
         cols["frame"] = tensor_column(cf.electrons)
         cols["frame_mask"] = tensor_column(cf.mask)
@@ -86,7 +88,7 @@ def write_options(config: CalibConfig) -> dict[str, Any]:
 
 def views_metadata(cf: CalibratedFrame, config: CalibConfig) -> dict[str, Any]:
     """What a reader needs to place the views: window names/origins, binned region, mask bits."""
-    rs, cs = central_square(cf.electrons.shape, config.binned_size)
+    rs, cs = central_square(cf.trimmed_shape, config.binned_size)
     return {
         "camera": cf.camera,
         "window_size": config.window_size,
@@ -94,7 +96,7 @@ def views_metadata(cf: CalibratedFrame, config: CalibConfig) -> dict[str, Any]:
         "window_origins": [list(o) for o in cf.window_origins],  # (row0, col0) trimmed px
         "binned_origin": [rs.start, cs.start],
         "binned_factor": config.bin_factor,
-        "trimmed_shape": list(cf.electrons.shape),
+        "trimmed_shape": list(cf.trimmed_shape),
         "mask_bits": MASK_BITS,
         "units": "electrons",
         "full_frame": config.full_frame,

@@ -84,7 +84,8 @@ def calibrate_file(path: str, layout: Layout, config: CalibConfig) -> dict[str, 
     row.update(path=str(path), camera=name[0] if name else None, expnum=name[1] if name else None)
     try:
         frame = read_raw(read_bytes(path) if is_uri(path) else path)
-        cf = calibrate_frame(frame.data, frame.header, config, camera=row["camera"], expnum=row["expnum"])
+        cf = calibrate_frame(frame.data, frame.header, config, camera=row["camera"], expnum=row["expnum"],
+                             keep_frame=config.full_frame != "none")
         meta = cf.meta
         out = layout.calibrated_frame(meta["camera"], meta["flavor"], meta["mjd"], meta["expnum"])
         prov = provenance(config.config_hash(), cf.steps, source=os.path.basename(str(path)),
