@@ -119,3 +119,28 @@ def test_init_rejects_a_pca_of_another_shape():
     model = PCAResAutoencoder(arch_config("pca_res", 3, 32, 32))
     with pytest.raises(InputError, match="does not fit"):
         model.init_from_pca(fit_pca(shifted_lines(10, 5), 2))
+
+
+class _Prepared:
+    """The two things ``initial_state`` reads of a ``PreparedData`` (arrays of a split, normaliser)."""
+
+    def __init__(self, x):
+        self.x, self.normaliser = x, AsinhNormaliser(scale=1.0, gain=1.0)
+
+    def arrays(self, split, limit=None):
+        return {"x": self.x, "m": np.zeros(self.x.shape, np.uint8)}
+
+
+def test_initial_state_for_ray_workers():
+    from arcray.training.trainer import initial_state
+
+    x = shifted_lines(20, 6)
+    assert initial_state(arch_config("tiny", 2, 32, 32), _Prepared(x)) is None
+    state = initial_state(arch_config("pca_res", 2, 32, 32), _Prepared(x))
+    worker = build_autoencoder(arch_config("pca_res", 2, 32, 32))
+    worker.load_state_dict(state)  # what train_loop_per_worker does with config["init_state"]
+    y = _Prepared(x).normaliser.forward(x)  # the PCA lives in normalised units
+    pca = fit_pca(y, 2)
+    with torch.no_grad():
+        rec = worker(torch.from_numpy(y)).numpy()
+    np.testing.assert_allclose(rec, pca.decode(pca.encode(y)), atol=2e-4)
