@@ -107,6 +107,9 @@ class CalibrateActor:
     def __init__(self, root: str, config_json: dict):
         from ray.util import metrics
 
+        from arcray.calib.reader import reuse_large_buffers
+
+        reuse_large_buffers()  # ~20 ms/frame of page faults saved (see its docstring)
         self.layout = Layout(root)
         self.config = CalibConfig.model_validate(config_json)
         self.frames = metrics.Counter("arcray_calibrate_frames", "frames calibrated, by status",
