@@ -8,6 +8,12 @@ Prints, for the same frames in one run, the per-frame time of
 plus the reader alternatives (gzip vs isal; astropy vs fitsio vs numpy frombuffer), the peak
 memory of a Ray run over 8 vs 64 frames (streaming) and the 2-vs-1 Ray worker speedup.
 
+(a) and (c) run in this process after ``reuse_large_buffers()`` (what the calibration workers
+do; it also speeds up (c), so the c/a ratio is conservative). The worker speedup is the ratio of
+STEADY-STATE throughputs: frames finished after every worker has finished its first frame,
+divided by the time since then, so Ray start-up and actor-pool start-up (printed separately) are
+excluded. Machine load (1-minute load average) is printed at start and end: the machine is shared.
+
     .venv/bin/python benchmarks/bench_calibrate.py [--frames 4] [--mem 8,64] [--skip-ray]
 """
 
@@ -66,9 +72,11 @@ def study(path: str) -> np.ndarray:
 def per_frame(paths: list[str], out: str) -> dict[str, float]:
     from arcray.calib.config import CalibConfig
     from arcray.paths import Layout
+    from arcray.calib.reader import reuse_large_buffers
     from arcray.pipeline.calibrate import calibrate_file
 
     layout, cfg = Layout(out), CalibConfig()
+    reuse_large_buffers()
     t = {k: [] for k in ("a", "b", "c")}
     for p in paths:
         assert calibrate_file(p, layout, cfg)["status"] == "ok"
@@ -104,14 +112,24 @@ from arcray.calib.config import CalibConfig
 from arcray.paths import Layout
 from arcray.pipeline.calibrate import run_calibrate
 from arcray.raycluster import ensure_ray
-ensure_ray(num_cpus=4)
 t = time.perf_counter()
-s = run_calibrate(sys.argv[1], Layout(sys.argv[2]), CalibConfig(), workers=int(sys.argv[3]))
-print("RESULT", s.n_ok, time.perf_counter() - t, flush=True)
+ensure_ray(num_cpus=4)
+t0 = time.perf_counter()
+stamps = []
+s = run_calibrate(sys.argv[1], Layout(sys.argv[2]), CalibConfig(), workers=int(sys.argv[3]),
+                  progress=lambda n=1: stamps.append(time.perf_counter() - t0))
+print("RESULT", s.n_ok, time.perf_counter() - t0, t0 - t, flush=True)
+print("STAMPS", *stamps, flush=True)
 """
 
 
-def ray_run(raw: str, out: str, workers: int) -> tuple[float, float, float]:
+def steady_rate(stamps: list[float], workers: int) -> tuple[float, float]:
+    """(frames/s after every worker finished its first frame, seconds to the first result)."""
+    k = workers - 1  # the workers-th result: each worker has delivered one frame
+    return (len(stamps) - 1 - k) / (stamps[-1] - stamps[k]), stamps[0]
+
+
+def ray_run(raw: str, out: str, workers: int) -> dict:
     """``_ray_run`` with one retry (a local Ray start can time out on an overloaded machine)."""
     try:
         return _ray_run(raw, out, workers)
@@ -119,15 +137,17 @@ def ray_run(raw: str, out: str, workers: int) -> tuple[float, float, float]:
         return _ray_run(raw, out, workers)
 
 
-def _ray_run(raw: str, out: str, workers: int) -> tuple[float, float, float]:
-    """(seconds of run_calibrate, peak summed RSS of the process tree, peak of the workers) in MB."""
+def _ray_run(raw: str, out: str, workers: int) -> dict:
+    """Seconds of run_calibrate (``run``), of ``ray.init`` (``init``), result times (``stamps``,
+    from the start of run_calibrate), peak summed RSS of the process tree and of the calibration
+    workers (MB), and the PIDs of the calibration workers."""
     import psutil
 
     err = open(out + ".stderr", "w")
     os.makedirs(out, exist_ok=True)
     proc = subprocess.Popen([sys.executable, "-c", RUN, raw, out, str(workers)], stdout=subprocess.PIPE,
                             stderr=err, text=True)
-    peak, peak_workers, stop = [0.0], [0.0], threading.Event()
+    peak, peak_workers, pids, stop = [0.0], [0.0], set(), threading.Event()
 
     def sample():
         root = psutil.Process(proc.pid)
@@ -138,7 +158,9 @@ def _ray_run(raw: str, out: str, workers: int) -> tuple[float, float, float]:
             except psutil.Error:
                 continue
             peak[0] = max(peak[0], sum(r for r, _ in rss) / 1e6)
-            peak_workers[0] = max(peak_workers[0], sum(r for r, n in rss if "MapWorker" in n or "Calibrate" in n) / 1e6)
+            mine = [(p.pid, r) for p, (r, n) in zip(procs, rss) if "MapWorker" in n or "Calibrate" in n]
+            pids.update(pid for pid, _ in mine)
+            peak_workers[0] = max(peak_workers[0], sum(r for _, r in mine) / 1e6)
             time.sleep(0.1)
 
     th = threading.Thread(target=sample, daemon=True)
@@ -149,7 +171,22 @@ def _ray_run(raw: str, out: str, workers: int) -> tuple[float, float, float]:
     line = [ln for ln in stdout.splitlines() if ln.startswith("RESULT")]
     if not line:
         raise RuntimeError(f"ray run failed: {open(out + '.stderr').read()[-2000:]}")
-    return float(line[0].split()[2]), peak[0], peak_workers[0]
+    stamps = [ln for ln in stdout.splitlines() if ln.startswith("STAMPS")][0].split()[1:]
+    _, _, run_s, init_s = line[0].split()
+    return {"run": float(run_s), "init": float(init_s), "stamps": [float(x) for x in stamps],
+            "peak": peak[0], "peak_workers": peak_workers[0], "pids": sorted(pids)}
+
+
+def speedup(raw: str, tmp: str, n: int) -> None:
+    """1 vs 2 workers on the same ``n`` frames; steady-state throughput ratio (see module doc)."""
+    rate = {}
+    for w in (1, 2):
+        r = ray_run(raw, os.path.join(tmp, f"sp{w}"), w)
+        rate[w], first = steady_rate(r["stamps"], w)
+        print(f"{n} frames, {w} worker(s) in {len(r['pids'])} separate process(es) {r['pids']}: ray.init "
+              f"{r['init']:.1f} s, first result after {first:.1f} s (pool start-up), whole run {r['run']:.1f} s; "
+              f"steady state {rate[w]:.2f} frames/s ({1000 / rate[w]:.0f} ms/frame)")
+    print(f"speedup 2 vs 1 workers (steady-state throughput): {rate[2] / rate[1]:.2f}x (goal >= 1.7x on 2 cores)")
 
 
 def link_frames(paths: list[str], d: str, n: int) -> str:
@@ -175,7 +212,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--frames", type=int, default=4)
     ap.add_argument("--mem", default="8,64", help="frame counts for the streaming memory check")
-    ap.add_argument("--speedup-frames", type=int, default=12)
+    ap.add_argument("--speedup-frames", type=int, default=24)
     ap.add_argument("--skip-ray", action="store_true")
     ap.add_argument("--only-ray", action="store_true", help="skip the one-core per-frame timings")
     args = ap.parse_args()
@@ -184,7 +221,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="arcray-bench-") as tmp:
         paths = make_frames(os.path.join(tmp, "raw"), args.frames)
         size = os.path.getsize(paths[0]) / 1e6
-        print(f"{len(paths)} full-size frames (4352 x 4224 uint16), {size:.1f} MB gzipped, one core")
+        print(f"{len(paths)} full-size frames (4352 x 4224 uint16), {size:.1f} MB gzipped, one core; "
+              f"load average {os.getloadavg()[0]:.2f} (1 min) on {os.cpu_count()} CPUs")
         if not args.only_ray:
             one_core(paths, os.path.join(tmp, "out"))
         if args.skip_ray:
@@ -196,15 +234,13 @@ def main() -> None:
         for n in (n_small, n_big):
             raw = link_frames(paths, os.path.join(tmp, f"mem{n}"), n)
             mem[n] = ray_run(raw, os.path.join(tmp, f"memout{n}"), 2)
-            print(f"Ray run over {n:3d} frames (2 workers): {mem[n][0]:6.1f} s, peak RSS all processes "
-                  f"{mem[n][1]:7.0f} MB, calibration workers {mem[n][2]:6.0f} MB")
-        diff = abs(mem[n_big][1] - mem[n_small][1]) / mem[n_small][1]
+            print(f"Ray run over {n:3d} frames (2 workers): {mem[n]['run']:6.1f} s, peak RSS all processes "
+                  f"{mem[n]['peak']:7.0f} MB, calibration workers {mem[n]['peak_workers']:6.0f} MB")
+        diff = abs(mem[n_big]["peak"] - mem[n_small]["peak"]) / mem[n_small]["peak"]
         print(f"peak memory {n_big} vs {n_small} frames: {100 * diff:.1f}% difference (goal < 25%)")
         raw = link_frames(paths, os.path.join(tmp, "speed"), args.speedup_frames)
-        t1 = ray_run(raw, os.path.join(tmp, "sp1"), 1)[0]
-        t2 = ray_run(raw, os.path.join(tmp, "sp2"), 2)[0]
-        print(f"{args.speedup_frames} frames: 1 worker {t1:.1f} s, 2 workers {t2:.1f} s, speedup {t1 / t2:.2f}x "
-              f"(goal >= 1.7x on 2 cores)")
+        speedup(raw, tmp, args.speedup_frames)
+        print(f"load average at end: {os.getloadavg()[0]:.2f} (1 min), {os.getloadavg()[1]:.2f} (5 min)")
 
 
 if __name__ == "__main__":
