@@ -34,7 +34,7 @@ class DemoConfig(StageConfig):
     fields_per_night: int = 8  # fields observed per clear night (each brings an arc and a flat)
     cameras: tuple[str, ...] = ("b1", "r1")
     latents: tuple[int, ...] = (1, 2, 4, 8)  # latent sizes searched by Ray Tune
-    arch: str = "small3"
+    arch: str = "pca_res"  # PCA-initialised residual autoencoder with a shift head
     epochs: int = 12  # maximum epochs per trial (early stopping may end sooner)
     analysis_latent: int = 4  # latent size used by embed / analyze / regress
     download_actors: int = 4

@@ -37,10 +37,10 @@ class TrainConfig(StageConfig):
 
     camera: str = Field("b1", description="camera (b1, r1, b2, r2)")
     flavor: str = Field("arc", description="frame flavor (arc or flat)")
-    arch: str = Field("small3", description="named architecture (arcray.model.ae.ARCHS)")
+    arch: str = Field("pca_res", description="named architecture (arcray.model.ae.ARCHS)")
     latent: int = Field(4, ge=1, le=64, description="latent size")
-    lr: float = Field(2e-3, gt=0, description="AdamW learning rate")
-    weight_decay: float = Field(0.0, ge=0, description="AdamW weight decay")
+    lr: float = Field(3e-4, gt=0, description="AdamW learning rate")
+    weight_decay: float = Field(1e-2, ge=0, description="AdamW weight decay")
     epochs: int = Field(30, ge=1, description="maximum epochs")
     batch_size: int = Field(32, ge=1, description="samples per batch per worker")
     patience: int = Field(6, ge=1, description="early stopping: epochs without val improvement")
