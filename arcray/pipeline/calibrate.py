@@ -25,7 +25,8 @@ from arcray.paths import Layout, is_uri
 
 log = logging.getLogger(__name__)
 SMOKE_FRAMES = 4
-STATUS_FIELDS = ("path", "status", "reason", "camera", "flavor", "mjd", "expnum", "output", "seconds")
+STATUS_FIELDS = ("path", "status", "reason", "camera", "flavor", "mjd", "expnum", "output", "seconds",
+                 "worker", "finished")  # worker: PID; finished: epoch s (throughput, separate processes)
 FAILURES_SCHEMA = pa.schema([
     pa.field("path", pa.string()), pa.field("camera", pa.string()), pa.field("mjd", pa.int32()),
     pa.field("expnum", pa.int64()), pa.field("reason", pa.string()),
@@ -97,7 +98,7 @@ def calibrate_file(path: str, layout: Layout, config: CalibConfig) -> dict[str, 
         row.update(status="failed", reason=str(exc))
     except Exception as exc:  # noqa: BLE001 - a bad frame must not stop the run
         row.update(status="failed", reason=f"{type(exc).__name__}: {exc}"[:500])
-    row["seconds"] = time.perf_counter() - t0
+    row.update(seconds=time.perf_counter() - t0, worker=os.getpid(), finished=time.time())
     return row
 
 
@@ -156,9 +157,11 @@ def _write_failures(layout: Layout, processed: Iterable[str], failed: list[dict]
 
 
 def run_calibrate(raw: str, layout: Layout, config: CalibConfig, *, workers: int = 2, smoke: bool = False,
-                  progress: Callable[..., None] | None = None, address: str | None = None) -> CalibrateSummary:
+                  progress: Callable[..., None] | None = None, address: str | None = None,
+                  on_row: Callable[[dict], None] | None = None) -> CalibrateSummary:
     """Calibrate every frame under/listed by ``raw`` into ``layout``. Raises ``PartialFailure``
-    (after writing everything else and the failures table) when any frame failed."""
+    (after writing everything else and the failures table) when any frame failed.
+    ``on_row``: called with each frame's status row (``STATUS_FIELDS``) as it arrives."""
     import ray
 
     from arcray.raycluster import ensure_ray
@@ -186,6 +189,8 @@ def run_calibrate(raw: str, layout: Layout, config: CalibConfig, *, workers: int
             log.warning("calibrate failed %s: %s", row["path"], row["reason"])
         if progress is not None:
             progress(1)
+        if on_row is not None:
+            on_row(row)
     _write_failures(layout, paths, failed, config.config_hash())
     summary = CalibrateSummary(n_ok, len(failed), layout.calibrated_failures, time.perf_counter() - t0)
     if failed:
