@@ -39,6 +39,7 @@ class DemoConfig(StageConfig):
     analysis_latent: int = 4  # latent size used by embed / analyze / regress
     download_actors: int = 4
     calibrate_workers: int = 2
+    ray_cpus: int = 14  # logical CPUs of the local Ray instance (more than physical: see raycluster)
 
 
 @dataclass
@@ -123,7 +124,8 @@ def run_demo(out: str, cfg: DemoConfig | None = None, *,
     server = ArchiveServer(world_dir, user=DEMO_USER, password=password).start()
     echo(f"archive server: {server.mailman_url} (Mailman) and {server.sas_url} (SAS)")
     try:
-        dashboard = ensure_ray(None, dashboard=True)
+        # 14 logical CPUs: four Tune trials (driver + worker + Ray Data each) run at once.
+        dashboard = ensure_ray(None, num_cpus=cfg.ray_cpus, dashboard=True)
         if dashboard:
             echo(f"Ray dashboard: {dashboard} (jobs, actors, Ray Data and Train/Tune progress)")
         t = stage("scrape the observing logs")

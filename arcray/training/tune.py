@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 
 import pandas as pd
 import pyarrow as pa
@@ -32,9 +33,15 @@ RESULT_COLUMNS = ["camera", "flavor", "trial_id", "arch", "latent", "lr", "statu
 
 
 def max_concurrent_trials(cfg: TrainConfig, n_trials: int, cluster_cpus: float) -> int:
-    """Trials that fit at once: each takes 1 driver CPU + workers x CPUs; 1 CPU left for Data."""
-    per_trial = 1 + cfg.workers * cfg.cpus_per_worker
-    return max(1, min(n_trials, int((cluster_cpus - 1) // per_trial)))
+    """Trials that fit at once without starving Ray Data (the classic hang).
+
+    Each running trial holds 1 driver CPU + workers x CPUs in placement groups and needs about
+    1 more CPU outside them for its Ray Data read/map tasks; one more trial's placement group is
+    staged while it waits (``TUNE_MAX_PENDING_TRIALS_PG=1``, set by ``run_tune``).
+    """
+    per_trial = 2 + cfg.workers * cfg.cpus_per_worker
+    staged = 1 + cfg.workers * cfg.cpus_per_worker
+    return max(1, min(n_trials, int((cluster_cpus - staged) // per_trial)))
 
 
 def _trainable(config: dict, base: dict, prepared: PreparedData, storage_path: str) -> None:
@@ -73,17 +80,26 @@ def run_tune(data_root: str, out_root: str, base: TrainConfig, *, latents, archs
         tune.with_parameters(_trainable, base=base.model_dump(), prepared=prepared,
                              storage_path=layout.train_runs), {"CPU": 1})
     name = f"tune-{base.camera}-{base.flavor}-{base.config_hash()}"
+    # ASHA compares trials with each other; a larger latent always reaches a lower loss, so across
+    # latent sizes it would stop the small ones early and bias loss-vs-latent. It prunes only when
+    # one latent size is searched over several (arch, lr); otherwise each trial runs to its own
+    # early stopping.
+    scheduler = None
+    if len(set(latents)) == 1 and n_trials > 1:
+        scheduler = ASHAScheduler(max_t=base.epochs, grace_period=min(grace_period, base.epochs),
+                                  reduction_factor=2)
     tuner = tune.Tuner(
         trainable,
         param_space={"latent": tune.grid_search(list(latents)), "arch": tune.grid_search(list(archs)),
                      "lr": tune.grid_search(list(lrs))},
-        tune_config=tune.TuneConfig(
-            metric="val_loss", mode="min", max_concurrent_trials=conc,
-            scheduler=ASHAScheduler(max_t=base.epochs, grace_period=min(grace_period, base.epochs),
-                                    reduction_factor=2)),
+        tune_config=tune.TuneConfig(metric="val_loss", mode="min", max_concurrent_trials=conc,
+                                    scheduler=scheduler),
         run_config=tune.RunConfig(name=name, storage_path=layout.train_runs,
                                   failure_config=tune.FailureConfig(max_failures=0)),
     )
+    # Tune stages a placement group for every pending grid trial by default (up to 200), which
+    # reserves every CPU and leaves none for Ray Data: stage one at a time.
+    os.environ.setdefault("TUNE_MAX_PENDING_TRIALS_PG", "1")
     grid = tuner.fit()
     table = _trial_table(grid, base)
     if table["val_loss"].isna().all():
