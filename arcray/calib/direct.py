@@ -25,7 +25,7 @@ from __future__ import annotations
 import numpy as np
 
 from arcray.calib.steps import BAD_COLUMN, NOT_READ
-from arcray.calib.views import bin_mask, central_square
+from arcray.calib.views import bin_mask, block_sum, central_square
 from arcray.instrument import AmpGeometry, CameraGeometry
 
 
@@ -104,21 +104,6 @@ def binned_aligned(geo: CameraGeometry, size: int, factor: int) -> bool:
     return True
 
 
-def _block_sums(block: np.ndarray, factor: int) -> np.ndarray:
-    """Exact integer sums (uint32) of ``factor`` x ``factor`` blocks of a uint16 image: whole rows
-    are added first (contiguous, SIMD), then the ``factor`` times narrower result over columns."""
-    n, m = block.shape
-    rows = block.reshape(n // factor, factor, m)
-    s = rows[:, 0].astype(np.uint32)
-    for k in range(1, factor):
-        s += rows[:, k]
-    cols = s.reshape(n // factor, m // factor, factor)
-    out = cols[:, :, 0].copy()
-    for k in range(1, factor):
-        out += cols[:, :, k]
-    return out
-
-
 def binned_view_raw(raw: np.ndarray, geo: CameraGeometry, biases: list[np.ndarray], gains: tuple[float, ...],
                     unread: np.ndarray, *, size: int, factor: int, bad_fraction: float, saturation_adu: int,
                     bad_columns: tuple[int, ...] = ()) -> tuple[np.ndarray, np.ndarray]:
@@ -143,7 +128,7 @@ def binned_view_raw(raw: np.ndarray, geo: CameraGeometry, biases: list[np.ndarra
         if rows.any():
             block = block.copy()
             block[rows] = 0
-        sums = _block_sums(block, factor)
+        sums = block_sum(block, factor, np.uint32)
         b = np.broadcast_to(_amp_bias_rows(bias, amp, rrs)[:, 0].astype(np.float64), read.shape)
         bias_sum = factor * np.where(read, b, 0.0).reshape(-1, factor).sum(axis=1)  # per block row
         e = (sums - bias_sum[:, None]) * (float(np.float32(gain)) / (factor * factor))

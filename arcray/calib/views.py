@@ -56,21 +56,28 @@ def central_square(shape: tuple[int, int], size: int) -> tuple[slice, slice]:
     return slice(r0, r0 + size), slice(c0, c0 + size)
 
 
-def bin_mean(image: np.ndarray, factor: int) -> np.ndarray:
-    """Mean over ``factor`` x ``factor`` blocks (shape must divide), float32.
+def block_sum(image: np.ndarray, factor: int, dtype=np.float32) -> np.ndarray:
+    """Sums over ``factor`` x ``factor`` blocks (shape must divide), accumulated in ``dtype``.
 
-    Rows are collapsed first (whole contiguous rows added), then the 8x smaller result over
-    columns: several times faster than ``mean(axis=(1, 3))``.
+    Rows are collapsed first (whole contiguous rows added), then the ``factor`` times smaller
+    result over columns: several times faster than ``sum(axis=(1, 3))``. With a uint16 image and
+    ``dtype=np.uint32`` the sums are exact.
     """
     n, m = image.shape
     rows = image.reshape(n // factor, factor, m)
-    s = rows[:, 0].astype(np.float32)
+    s = rows[:, 0].astype(dtype)
     for k in range(1, factor):
         s += rows[:, k]
     cols = s.reshape(n // factor, m // factor, factor)
     out = cols[:, :, 0].copy()
     for k in range(1, factor):
         out += cols[:, :, k]
+    return out
+
+
+def bin_mean(image: np.ndarray, factor: int) -> np.ndarray:
+    """Mean over ``factor`` x ``factor`` blocks (shape must divide), float32."""
+    out = block_sum(image, factor, np.float32)
     out *= np.float32(1.0 / (factor * factor))
     return out
 
