@@ -12,7 +12,10 @@ def ray_local(tmp_path_factory):
     """Start a private local Ray instance (8 logical CPUs, small object store); shut down at end."""
     import ray
 
+    from arcray.raycluster import apply_local_env
+
     os.environ.setdefault("RAY_ACCEL_ENV_VAR_OVERRIDE_ON_ZERO", "0")
+    apply_local_env()
     if not ray.is_initialized():
         ray.init(
             address="local",
