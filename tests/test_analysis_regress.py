@@ -69,3 +69,50 @@ def test_missing_values_imputed_and_bad_input():
     ref = fit_regressor("refarc", meta, Z)
     with pytest.raises(InputError):
         ref.predict(meta)
+
+
+def _nights(n_nights=12, per_night=8, seed=0):
+    rng = np.random.default_rng(seed)
+    mjd = np.repeat(60000 + np.arange(n_nights), per_night)
+    return pd.DataFrame({"camera": "b1", "mjd": mjd, "expnum": 1000 + np.arange(len(mjd))}), rng
+
+
+def test_refarc_shrinks_towards_the_reference_arc():
+    # a strong penalty leaves "the night's previous arc plus the mean change between arcs", not the
+    # mean latent (the random-walk prior)
+    meta, Z, _ = latent_world(walk=0.3, seed=2)
+    reg = fit_regressor("refarc", meta, Z, alpha=1e9)
+    pred, prev = reg.predict(meta, Z), previous_arc_index(meta)
+    has = prev >= 0
+    step = (Z[has] - Z[prev[has]]).mean(0)
+    assert np.allclose(pred[has], Z[prev[has]] + step, atol=1e-3)
+    assert np.abs(Z[has] - Z[prev[has]]).mean() > 0.1  # the reference is not the answer itself
+
+
+def test_angles_enter_as_sine_and_cosine():
+    meta, rng = _nights()
+    rot = rng.uniform(-180, 180, len(meta))
+    meta = meta.assign(ROTPOS=rot, HUMIDITY=rng.uniform(10, 60, len(meta)))
+    z = np.sin(np.radians(rot)) + 0.01 * rng.normal(size=len(meta))
+    cols = ["ROTPOS", "HUMIDITY"]
+    assert _mse(fit_regressor("ridge", meta, z, columns=cols).predict(meta)[:, 0], z) < 1e-3
+    assert _mse(fit_regressor("linear", meta, z, columns=cols).predict(meta)[:, 0], z) > 0.1  # raw degrees
+
+
+def test_first_arc_fallback_slopes_come_from_within_nights():
+    # each night has an unrecorded offset that happens to follow the night's mean temperature; the
+    # slope within a night is 0.5. A pooled fit mistakes the offsets for temperature; the fallback not.
+    meta, rng = _nights(n_nights=16)
+    t_night = rng.uniform(0, 10, 16)[meta["mjd"] - 60000]
+    T = t_night + rng.uniform(-1, 1, len(meta))
+    z = 0.5 * T + 2.0 * t_night + 0.01 * rng.normal(size=len(meta))
+    meta = meta.assign(MC1TEMDN=T)
+    ref = fit_regressor("refarc", meta, z, columns=["MC1TEMDN"])
+    pooled = fit_regressor("ridge", meta, z, columns=["MC1TEMDN"])
+
+    def slope(reg, model):
+        two = reg.features(pd.DataFrame({"MC1TEMDN": [0.0, 1.0]}))
+        return float(np.diff(np.asarray(model.predict(two)).reshape(2, -1)[:, 0])[0])
+
+    assert slope(ref, ref.fallback) == pytest.approx(0.5, abs=0.02)
+    assert slope(pooled, pooled.model) > 2.0
