@@ -27,6 +27,9 @@ LOCAL_RAY_ENV = {
     # The Train V2 controller polls workers every 2 s and a worker's result queue holds one report,
     # so each ``ray.train.report`` waits up to 2 s: an epoch of a small model never took less.
     "RAY_TRAIN_HEALTH_CHECK_INTERVAL_S": "0.2",
+    # One more actor process per training run that watches for node drains (preemption), which a
+    # private single-node instance never sees.
+    "RAY_TRAIN_ENABLE_PREEMPTION_WATCHER": "0",
 }
 
 

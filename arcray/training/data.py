@@ -11,7 +11,7 @@ from __future__ import annotations
 import glob
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -80,18 +80,27 @@ class PreparedData:
     test: object
     normaliser: AsinhNormaliser
     counts: dict
+    _cache: dict = field(default_factory=dict, repr=False, compare=False)
 
     def ray_datasets(self) -> dict:
         return {"train": self.train, "val": self.val}
 
     def arrays(self, split: str, limit: int | None = None) -> dict:
-        """numpy ``x``, ``m``, ``expnum``, ``mjd`` of a split (on the driver; small data)."""
-        ds = getattr(self, split)
-        n = ds.count() if limit is None else min(limit, ds.count())
-        if n == 0:
-            return {"x": np.zeros((0, 1, 1), np.float32), "m": np.zeros((0, 1, 1), np.uint8),
-                    "expnum": np.zeros(0, np.int64), "mjd": np.zeros(0, np.int32)}
-        return ds.take_batch(n, batch_format="numpy")
+        """numpy ``x``, ``m``, ``expnum``, ``mjd`` of a split (on the driver; small data; each
+        (split, limit) is fetched once: the datasets are materialised and never change)."""
+        n = self.counts[split] if limit is None else min(limit, self.counts[split])
+        if (split, n) not in self._cache:
+            if n == 0:
+                out = {"x": np.zeros((0, 1, 1), np.float32), "m": np.zeros((0, 1, 1), np.uint8),
+                       "expnum": np.zeros(0, np.int64), "mjd": np.zeros(0, np.int32)}
+            else:
+                out = getattr(self, split).take_batch(n, batch_format="numpy")
+            self._cache[(split, n)] = out
+        return self._cache[(split, n)]
+
+    def view_shape(self) -> tuple[int, int]:
+        """``(h, w)`` of the model input."""
+        return tuple(np.asarray(self.arrays("train", 2000)["x"]).shape[1:])
 
 
 def prepare_data(data_root: str, camera: str, flavor: str, view: View, *,
@@ -99,18 +108,21 @@ def prepare_data(data_root: str, camera: str, flavor: str, view: View, *,
     """Read, cut the view, split by night, fit the normaliser on (a sample of) training frames.
 
     ``max_frames`` (smoke runs) keeps at most that many frames of each split."""
+    from ray.data.expressions import col
+
     ds = read_view_dataset(data_root, camera, flavor, view).materialize()
+    keep = ["x", "m", "expnum", "mjd"]
     parts = {}
     for code, name in enumerate(SPLITS):
-        part = ds.filter(lambda r, c=code: r["split"] == c)
-        parts[name] = (part.limit(max_frames) if max_frames else part).materialize()
+        part = ds.filter(expr=col("split") == code)
+        # materialised last, so training iterates stored blocks with no operator left to run
+        parts[name] = (part.limit(max_frames) if max_frames else part).select_columns(keep).materialize()
     counts = {name: parts[name].count() for name in SPLITS}
     if counts["train"] == 0 or counts["val"] == 0:
         raise InputError(f"camera={camera} flavor={flavor}: need training and validation nights, "
                          f"got {counts} frames per split")
-    sample = parts["train"].take_batch(min(normaliser_sample, counts["train"]), batch_format="numpy")
-    norm = AsinhNormaliser.fit(sample["x"], sample["m"])
-    keep = ["x", "m", "expnum", "mjd"]
-    return PreparedData(train=parts["train"].select_columns(keep),
-                        val=parts["val"].select_columns(keep),
-                        test=parts["test"].select_columns(keep), normaliser=norm, counts=counts)
+    prepared = PreparedData(train=parts["train"], val=parts["val"], test=parts["test"],
+                            normaliser=AsinhNormaliser(), counts=counts)
+    sample = prepared.arrays("train", min(normaliser_sample, counts["train"]))
+    prepared.normaliser = AsinhNormaliser.fit(sample["x"], sample["m"])
+    return prepared

@@ -73,7 +73,7 @@ def resolve_use_gpu(use_gpu: bool | None) -> bool:
 
 
 def model_config(cfg: TrainConfig, prepared: PreparedData) -> AEConfig:
-    h, w = (np.asarray(prepared.train.take_batch(1, batch_format="numpy")["x"]).shape[1:])
+    h, w = prepared.view_shape()
     return arch_config(cfg.arch, cfg.latent, h, w)
 
 
@@ -101,15 +101,19 @@ def loop_config(cfg: TrainConfig, ae_cfg: AEConfig, normaliser: AsinhNormaliser,
 def build_trainer(loop_cfg: dict, datasets: dict, cfg: TrainConfig, *, storage_path: str,
                   name: str, callbacks: list | None = None):
     """One ``TorchTrainer`` (Train V2) for ``loop_cfg`` over ``datasets`` (train, val)."""
-    from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
+    from ray.train import CheckpointConfig, DataConfig, FailureConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchTrainer
 
     use_gpu = resolve_use_gpu(cfg.use_gpu)
+    # One worker reads each dataset whole: splitting it in one would start a Ray Data split
+    # coordinator (an actor process) per dataset for nothing.
+    split = "all" if cfg.workers > 1 else []
     res = {"CPU": cfg.cpus_per_worker, **({"GPU": 1} if use_gpu else {})}
     return TorchTrainer(
         train_loop_per_worker,
         train_loop_config=loop_cfg,
         datasets=datasets,
+        dataset_config=DataConfig(datasets_to_split=split),
         scaling_config=ScalingConfig(num_workers=cfg.workers, use_gpu=use_gpu,
                                      resources_per_worker=res),
         run_config=RunConfig(

@@ -1,15 +1,19 @@
-"""Ray Tune over latent size x architecture x learning rate (ASHA), driving Ray Train.
+"""Ray Tune over camera x latent size x architecture x learning rate (ASHA), driving Ray Train.
 
 In Ray 2.60 Tune drives Train through a function trainable: each trial builds one
 ``TorchTrainer`` (``trainer.build_trainer``) with ``TuneReportCallback`` so every epoch's metrics
-reach Tune, whose ASHA scheduler stops weak trials early. Resources per trial are sized to the
-cluster so that trial drivers + training workers never take every CPU (Ray Data needs one).
-Afterwards, per (camera, flavor, latent), the trial with the lowest validation loss is registered
-in the model store, and every trial (plus PCA at the same latent) goes into the results table.
+reach Tune, whose ASHA scheduler stops weak trials early (only among trials of one camera and
+latent size, see ``_groups``). Every camera's trials run in one Tuner when nothing is pruned, so
+their start-up (a trial driver, a Train controller and worker, Ray Data split coordinators: seconds
+of imports each) overlaps. Resources per trial are sized to the cluster so that trial drivers +
+training workers never take every CPU (Ray Data needs one). Afterwards, per (camera, flavor,
+latent), the trial with the lowest validation loss is registered in the model store, and every
+trial (plus PCA at the same latent) goes into the results table.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import os
@@ -21,7 +25,7 @@ from arcray.errors import ArcrayError, InputError
 from arcray.io import atomic_write_parquet, exists, provenance
 from arcray.model.ae import arch_config
 from arcray.paths import Layout
-from arcray.training.data import PreparedData, prepare_data
+from arcray.training.data import prepare_data
 from arcray.training.trainer import (TrainConfig, build_trainer, initial_state, loop_config,
                                      model_config, pca_losses, register)
 
@@ -36,79 +40,161 @@ def max_concurrent_trials(cfg: TrainConfig, n_trials: int, cluster_cpus: float) 
     """Trials that fit at once without starving Ray Data (the classic hang).
 
     Each running trial holds 1 driver CPU + workers x CPUs in placement groups and needs about
-    1 more CPU outside them for its Ray Data read/map tasks; one more trial's placement group is
-    staged while it waits (``TUNE_MAX_PENDING_TRIALS_PG=1``, set by ``run_tune``).
+    1 more CPU outside them for its Ray Data read/map tasks. Tune stages placement groups for at
+    most this many trials (``TUNE_MAX_PENDING_TRIALS_PG``, set by ``_fit``), and running + pending
+    trials never exceed it; one trial's worth of CPUs stays spare.
     """
     per_trial = 2 + cfg.workers * cfg.cpus_per_worker
     staged = 1 + cfg.workers * cfg.cpus_per_worker
     return max(1, min(n_trials, int((cluster_cpus - staged) // per_trial)))
 
 
-def _trainable(config: dict, base: dict, prepared: PreparedData, storage_path: str) -> None:
-    """One Tune trial: a TorchTrainer for this (latent, arch, lr) whose reports reach Tune."""
+def _trainable(config: dict, base: dict, prepared: dict, inits: dict, storage_path: str) -> None:
+    """One Tune trial: a TorchTrainer for this (camera, latent, arch, lr) whose reports reach Tune."""
     from ray import tune
     from ray.tune.integration.ray_train import TuneReportCallback
 
-    cfg = TrainConfig(**{**base, "latent": config["latent"], "arch": config["arch"],
-                         "lr": config["lr"]})
-    ae_cfg = model_config(cfg, prepared)
-    lcfg = loop_config(cfg, ae_cfg, prepared.normaliser, init_state=initial_state(ae_cfg, prepared))
+    cfg = TrainConfig(**{**base, "camera": config["camera"], "latent": config["latent"],
+                         "arch": config["arch"], "lr": config["lr"]})
+    data = prepared[cfg.camera]
+    ae_cfg, init_state = inits[(cfg.camera, cfg.arch, cfg.latent)]
+    lcfg = loop_config(cfg, ae_cfg, data.normaliser, init_state=init_state)
     name = f"{tune.get_context().get_experiment_name()}-{tune.get_context().get_trial_id()}"
-    trainer = build_trainer(lcfg, prepared.ray_datasets(), cfg, storage_path=storage_path,
+    trainer = build_trainer(lcfg, data.ray_datasets(), cfg, storage_path=storage_path,
                             name=name, callbacks=[TuneReportCallback()])
     trainer.fit()
 
 
-def run_tune(data_root: str, out_root: str, base: TrainConfig, *, latents, archs, lrs,
-             grace_period: int = 2, prepared: PreparedData | None = None
-             ) -> tuple[pd.DataFrame, dict]:
-    """Search one (camera, flavor); register the best model per latent.
+def _initial_models(base: TrainConfig, prepared: dict, latents, archs) -> dict:
+    """``(camera, arch, latent) -> (AEConfig, initial weights or None)``, computed once on the driver
+    (shapes and the training PCA come from the data; every trial of that cell reuses them)."""
+    out = {}
+    for cam, data in prepared.items():
+        for arch in archs:
+            for lat in sorted(set(int(v) for v in latents)):
+                cfg = base.model_copy(update={"camera": cam, "arch": arch, "latent": lat})
+                ae_cfg = model_config(cfg, data)
+                out[(cam, arch, lat)] = (ae_cfg, initial_state(ae_cfg, data))
+    return out
 
-    Returns the trial table and each trial's per-epoch metrics (trial_id -> DataFrame)."""
+
+def _groups(cameras, latents, archs, lrs) -> list[tuple[list, list]]:
+    """The Tuner runs: ``[(cameras, latents), ...]``.
+
+    With one (arch, lr) per latent size nothing is pruned and one Tuner runs every (camera, latent)
+    trial at once (trial start-up overlaps). With several, ASHA prunes weak (arch, lr) trials, but
+    only against trials of the same camera and latent size: a larger latent always reaches a lower
+    loss and another camera has another scale, so across them it would stop the wrong trials and
+    bias loss-vs-latent. Each (camera, latent) then gets its own Tuner."""
+    if len(archs) * len(lrs) == 1:
+        return [(list(cameras), list(latents))]
+    return [([c], [lat]) for c in cameras for lat in latents]
+
+
+def run_tune(data_root: str, out_root: str, base: TrainConfig, *, latents, archs, lrs,
+             cameras=None, grace_period: int = 2, prepared: dict | None = None,
+             progress=None) -> tuple[pd.DataFrame, dict]:
+    """Search latent x arch x lr for each camera of ``cameras`` (default ``base.camera``) and
+    ``base.flavor``; register the best model per (camera, latent).
+
+    ``progress(n)`` (optional) is called as trials end, and then Tune's own trial tables are not
+    printed. Returns the trial table and each trial's per-epoch metrics (trial_id -> DataFrame)."""
+    for a in archs:
+        arch_config(a, 1, 64, 64)  # unknown names fail here, before any cluster work
+    cameras = list(cameras or [base.camera])
+    layout = Layout(out_root)
+    prepared = dict(prepared or {})
+    for cam in cameras:
+        if cam not in prepared:
+            prepared[cam] = prepare_data(data_root, cam, base.flavor, base.view(),
+                                         max_frames=base.max_frames)
+    inits = _initial_models(base, prepared, latents, archs)
+    tables, histories = [], {}
+    for cams, lats in _groups(cameras, latents, archs, lrs):
+        grid, name = _fit(base, layout, {c: prepared[c] for c in cams}, inits, cams, lats, archs,
+                          lrs, grace_period, progress)
+        tables.append(_trial_table(grid, base))
+        histories.update({r.metrics.get("trial_id", ""): _history(r) for r in grid})
+        if tables[-1]["val_loss"].isna().all():
+            raise ArcrayError(f"every trial of {name} failed; first error: "
+                              f"{tables[-1]['error'].dropna().head(1).tolist()}")
+    table = _register_best(pd.concat(tables, ignore_index=True), layout, prepared, base)
+    pca = {cam: pca_losses(prepared[cam], sorted(set(int(v) for v in latents))) for cam in cameras}
+    for split in ("val", "test"):
+        table[f"pca_{split}_loss"] = [pca[c].get(int(l), {}).get(f"pca_{split}_loss", math.nan)
+                                      for c, l in zip(table["camera"], table["latent"])]
+    return table, histories
+
+
+def _fit(base: TrainConfig, layout: Layout, prepared: dict, inits: dict, cameras, latents, archs,
+         lrs, grace_period: int, progress=None):
+    """One ``Tuner.fit`` over cameras x latents x archs x lrs; returns ``(ResultGrid, name)``."""
     import ray
     from ray import tune
     from ray.tune.schedulers import ASHAScheduler
 
-    for a in archs:
-        arch_config(a, 1, 64, 64)  # unknown names fail here, before any cluster work
-    layout = Layout(out_root)
-    prepared = prepared or prepare_data(data_root, base.camera, base.flavor, base.view(),
-                                        max_frames=base.max_frames)
-    n_trials = len(latents) * len(archs) * len(lrs)
+    n_trials = len(cameras) * len(latents) * len(archs) * len(lrs)
     conc = max_concurrent_trials(base, n_trials, ray.cluster_resources().get("CPU", 1))
     trainable = tune.with_resources(
-        tune.with_parameters(_trainable, base=base.model_dump(), prepared=prepared,
+        tune.with_parameters(_trainable, base=base.model_dump(), prepared=prepared, inits=inits,
                              storage_path=layout.train_runs), {"CPU": 1})
-    name = f"tune-{base.camera}-{base.flavor}-{base.config_hash()}"
-    # ASHA compares trials with each other; a larger latent always reaches a lower loss, so across
-    # latent sizes it would stop the small ones early and bias loss-vs-latent. It prunes only when
-    # one latent size is searched over several (arch, lr); otherwise each trial runs to its own
-    # early stopping.
+    tag = "-".join(cameras) + (f"-l{latents[0]}" if len(latents) == 1 and len(cameras) == 1 else "")
+    name = f"tune-{tag}-{base.flavor}-{base.config_hash()}"
     scheduler = None
-    if len(set(latents)) == 1 and n_trials > 1:
+    if len(cameras) == 1 and len(set(latents)) == 1 and n_trials > 1:  # see _groups
         scheduler = ASHAScheduler(max_t=base.epochs, grace_period=min(grace_period, base.epochs),
                                   reduction_factor=2)
     tuner = tune.Tuner(
         trainable,
-        param_space={"latent": tune.grid_search(list(latents)), "arch": tune.grid_search(list(archs)),
+        param_space={"camera": tune.grid_search(list(cameras)),
+                     "latent": tune.grid_search(list(latents)), "arch": tune.grid_search(list(archs)),
                      "lr": tune.grid_search(list(lrs))},
         tune_config=tune.TuneConfig(metric="val_loss", mode="min", max_concurrent_trials=conc,
                                     scheduler=scheduler),
         run_config=tune.RunConfig(name=name, storage_path=layout.train_runs,
-                                  failure_config=tune.FailureConfig(max_failures=0)),
+                                  failure_config=tune.FailureConfig(max_failures=0),
+                                  verbose=None if progress is None else 0,
+                                  callbacks=[] if progress is None else [_progress_callback(progress)]),
     )
     # Tune stages a placement group for every pending grid trial by default (up to 200), which
-    # reserves every CPU and leaves none for Ray Data: stage one at a time.
-    os.environ.setdefault("TUNE_MAX_PENDING_TRIALS_PG", "1")
-    grid = tuner.fit()
-    table = _trial_table(grid, base)
-    if table["val_loss"].isna().all():
-        raise ArcrayError(f"every trial of {name} failed; first error: {table['error'].dropna().head(1).tolist()}")
-    table = _register_best(table, layout, prepared, base)
-    pca = pca_losses(prepared, sorted(set(int(v) for v in latents)))
-    table["pca_val_loss"] = table["latent"].map(lambda l: pca.get(l, {}).get("pca_val_loss", math.nan))
-    table["pca_test_loss"] = table["latent"].map(lambda l: pca.get(l, {}).get("pca_test_loss", math.nan))
-    return table, {r.metrics.get("trial_id", ""): _history(r) for r in grid}
+    # reserves every CPU and leaves none for Ray Data; one at a time starts trials one after the
+    # other (~15 s apart on 2 cores). Stage as many as may run at once, which the CPU count allows.
+    with _env_default("TUNE_MAX_PENDING_TRIALS_PG", str(conc)):
+        return tuner.fit(), name
+
+
+def _progress_callback(progress):
+    """A Tune callback that calls ``progress(1)`` when a trial ends (completed or failed). The
+    callable stays on the driver: it is dropped when Tune pickles its experiment state."""
+    from ray.tune import Callback
+
+    class _TrialsDone(Callback):
+        def __init__(self, fn):
+            self.fn = fn
+
+        def __getstate__(self):
+            return {"fn": None}
+
+        def on_trial_complete(self, iteration, trials, trial, **info):
+            if self.fn is not None:
+                self.fn(1)
+
+        on_trial_error = on_trial_complete
+
+    return _TrialsDone(progress)
+
+
+@contextlib.contextmanager
+def _env_default(key: str, value: str):
+    """``os.environ[key] = value`` for the block unless the user set it already."""
+    if key in os.environ:
+        yield
+        return
+    os.environ[key] = value
+    try:
+        yield
+    finally:
+        os.environ.pop(key, None)
 
 
 def _history(result) -> pd.DataFrame:
@@ -123,7 +209,8 @@ def _trial_table(grid, base: TrainConfig) -> pd.DataFrame:
         ok = r.error is None and not df.empty and "val_loss" in df
         best_i = df["val_loss"].idxmin() if ok else None
         rows.append({
-            "camera": base.camera, "flavor": base.flavor, "trial_id": r.metrics.get("trial_id", ""),
+            "camera": r.config["camera"], "flavor": base.flavor,
+            "trial_id": r.metrics.get("trial_id", ""),
             "arch": r.config["arch"], "latent": int(r.config["latent"]), "lr": float(r.config["lr"]),
             "status": "ok" if ok else "failed", "epochs_run": int(len(df)),
             "train_loss": float(df["train_loss"].iloc[-1]) if ok else math.nan,
@@ -135,7 +222,7 @@ def _trial_table(grid, base: TrainConfig) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _register_best(table: pd.DataFrame, layout: Layout, prepared: PreparedData,
+def _register_best(table: pd.DataFrame, layout: Layout, prepared: dict,
                    base: TrainConfig) -> pd.DataFrame:
     from ray.train import Checkpoint
 
@@ -143,14 +230,14 @@ def _register_best(table: pd.DataFrame, layout: Layout, prepared: PreparedData,
 
     table = table.assign(registered=False, test_loss=math.nan)
     ok = table[table["status"] == "ok"].dropna(subset=["checkpoint_path"])
-    for lat, grp in ok.groupby("latent"):
+    for (cam, _lat), grp in ok.groupby(["camera", "latent"]):
         i = grp["best_val_loss"].idxmin()
         row = table.loc[i]
         metrics = {"val_loss": row["best_val_loss"], "train_loss": row["train_loss"],
                    "arch": row["arch"], "lr": row["lr"], "trial_id": row["trial_id"],
                    "epochs_run": int(row["epochs_run"])}
         with Checkpoint(row["checkpoint_path"]).as_directory() as d:
-            model_dir = register(layout, d, prepared, camera=base.camera, flavor=base.flavor,
+            model_dir = register(layout, d, prepared[cam], camera=cam, flavor=base.flavor,
                                  view=base.view(), metrics=metrics, config_hash=base.config_hash())
 
         table.loc[i, "registered"] = True
@@ -177,19 +264,19 @@ def write_results(layout: Layout, table: pd.DataFrame, config_hash: str | None) 
 
 
 def tune_cameras(data_root: str, out_root: str, base: TrainConfig, cameras: list[str], *, latents,
-                 archs, lrs, figures: bool = True) -> pd.DataFrame:
-    """``run_tune`` per camera, results table merged, figures written; returns all trials."""
+                 archs, lrs, figures: bool = True, progress=None) -> pd.DataFrame:
+    """``run_tune`` over every camera at once, results table merged, figures written per camera;
+    returns all trials."""
     from arcray.training.figures import make_figures
 
-    layout, tables = Layout(out_root), []
-    for cam in cameras:
-        cfg = base.model_copy(update={"camera": cam})
-        prepared = prepare_data(data_root, cam, cfg.flavor, cfg.view(), max_frames=cfg.max_frames)
-        table, histories = run_tune(data_root, out_root, cfg, latents=latents, archs=archs,
-                                    lrs=lrs, prepared=prepared)
-        write_results(layout, table, cfg.config_hash())
-        if figures:
-            make_figures(layout, table, histories,
-                         prepared.arrays("test", 3)["x"], camera=cam, flavor=cfg.flavor)
-        tables.append(table)
-    return pd.concat(tables, ignore_index=True)
+    layout = Layout(out_root)
+    prepared = {cam: prepare_data(data_root, cam, base.flavor, base.view(), max_frames=base.max_frames)
+                for cam in cameras}
+    table, histories = run_tune(data_root, out_root, base, cameras=cameras, latents=latents,
+                                archs=archs, lrs=lrs, prepared=prepared, progress=progress)
+    write_results(layout, table, base.config_hash())
+    if figures:
+        for cam, part in table.groupby("camera", sort=True):
+            make_figures(layout, part.reset_index(drop=True), histories,
+                         prepared[cam].arrays("test", 3)["x"], camera=cam, flavor=base.flavor)
+    return table
