@@ -1,7 +1,7 @@
 """``arcray embed``: encode every calibrated frame with its camera's registered model (Ray Data).
 
-``read_parquet`` on ``calibrated/camera=<cam>/flavor=<flavor>/`` for each camera with a model, then
-``map_batches(EncodeActor, compute=ActorPoolStrategy(...))`` (one GPU per actor when the cluster
+One ``read_parquet`` over ``calibrated/camera=<cam>/flavor=<flavor>/`` of every camera with a model,
+then ``map_batches(EncodeActor, compute=ActorPoolStrategy(...))`` (one GPU per actor when the cluster
 has GPUs): each actor loads the models once, cuts the model's view out of each frame
 (``View.extract_table``, the same function training uses), encodes it and measures the masked
 reconstruction MSE (normalised units). The driver collects the small result (keys, metadata,
@@ -127,17 +127,24 @@ def embed(root: str, *, flavor: str = "arc", latent: int = 2, cameras=None, n_ac
     if not data:
         raise InputError(f"no calibrated {flavor!r} frames under {layout.calibrated} for "
                          f"cameras {', '.join(dirs)}")
+    # One pipeline over every camera (one read, one actor pool that holds every camera's model),
+    # so the pool's start-up (imports, model loading) is paid once, not per camera.
+    ds = ray.data.read_parquet(list(data.values()), partitioning=None)
+    keep = scalar_columns(ds.schema().base_schema)
+    if "camera" not in keep:
+        raise InputError(f"calibrated frames under {layout.calibrated} have no camera column")
+    if max_frames:
+        ds = ds.limit(max_frames * len(data))
+    compute, gpus = _pool(n_actors)
+    out = ds.map_batches(EncodeActor, fn_constructor_kwargs={"dirs": {c: dirs[c] for c in data}, "keep": keep},
+                         batch_format="pyarrow", batch_size=batch_size, compute=compute,
+                         num_gpus=gpus, num_cpus=0 if gpus else 1)
+    frames = out.to_pandas()
     written = {}
-    for cam, path in data.items():
-        ds = ray.data.read_parquet(path, partitioning=None)
-        keep = scalar_columns(ds.schema().base_schema)
-        if max_frames:
-            ds = ds.limit(max_frames)
-        compute, gpus = _pool(n_actors)
-        out = ds.map_batches(EncodeActor, fn_constructor_kwargs={"dirs": {cam: dirs[cam]}, "keep": keep},
-                             batch_format="pyarrow", batch_size=batch_size, compute=compute,
-                             num_gpus=gpus, num_cpus=0 if gpus else 1)
-        df = out.to_pandas().sort_values(["mjd", "expnum"]).reset_index(drop=True)
+    for cam in data:
+        df = frames[frames["camera"] == cam].sort_values(["mjd", "expnum"]).reset_index(drop=True)
+        if df.empty:
+            continue
         df["split"] = split_labels(df["mjd"])
         df["latent"] = int(latent)
         dest = latents_path(layout, cam, flavor, latent)
