@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from datetime import datetime
+from typing import Annotated, Optional
 
 import typer
 
@@ -13,21 +14,26 @@ from arcray.cli.apps import app
 def demo(
     out: Annotated[str, typer.Option("--out", help="Directory for the world, the pipeline and the report.")]
     = "demo-out",
-    nights: Annotated[int, typer.Option("--nights", min=3, help="Simulated nights (>= 3: train/val/test).")] = 8,
-    seed: Annotated[int, typer.Option("--seed", help="World seed.")] = 7,
-    fields: Annotated[int, typer.Option("--fields", min=1, help="Fields per night (one arc each).")] = 8,
-    epochs: Annotated[int, typer.Option("--epochs", min=1, help="Maximum epochs per Tune trial.")] = 12,
-    smoke: Annotated[bool, typer.Option("--smoke", help="Tiny run for CI: 2 fields a night, "
-                                                        "1 epoch, latents 2 and 4, tiny model.")] = False,
+    start: Annotated[Optional[datetime], typer.Option("--start", formats=["%Y-%m-%d"],
+                                                      help="Local date of the first night.")] = None,
+    nights: Annotated[Optional[int], typer.Option("--nights", min=3, help="Simulated nights (the MJD hash "
+                                                  "must give train, val and test nights).")] = None,
+    seed: Annotated[Optional[int], typer.Option("--seed", help="World seed.")] = None,
+    fields: Annotated[Optional[int], typer.Option("--fields", min=1, help="Fields per night.")] = None,
+    epochs: Annotated[Optional[int], typer.Option("--epochs", min=1, help="Maximum epochs per Tune trial.")] = None,
+    smoke: Annotated[bool, typer.Option("--smoke", help="Tiny run: 5 nights of one field, 1 epoch, "
+                                                        "latent 2, tiny model (overrides the options above).")] = False,
 ) -> None:
     """Render a simulated world, serve it, and run scrape -> download -> calibrate -> tune ->
-    embed -> analyze -> regress -> decode -> report on a local Ray instance."""
-    from arcray.pipeline.demo import DemoConfig, run_demo
+    embed -> analyze -> regress -> decode -> report on a local Ray instance. Options left out take
+    the defaults of ``arcray.pipeline.demo.DemoConfig``."""
+    from arcray.pipeline.demo import SMOKE, DemoConfig, run_demo
 
-    cfg = DemoConfig(nights=nights, seed=seed, fields_per_night=fields, epochs=epochs)
+    given = {"start": start.date() if start else None, "nights": nights, "seed": seed,
+             "fields_per_night": fields, "epochs": epochs}
+    cfg = DemoConfig(**{k: v for k, v in given.items() if v is not None})
     if smoke:
-        cfg = cfg.model_copy(update={"fields_per_night": 2, "epochs": 1, "latents": (2, 4), "arch": "tiny",
-                                     "analysis_latent": 2})
+        cfg = cfg.model_copy(update=SMOKE)
     res = run_demo(out, cfg, echo=typer.echo)
     typer.echo("")
     typer.echo("seconds per stage: " + ", ".join(f"{k} {v:.0f}" for k, v in res.seconds.items()))
