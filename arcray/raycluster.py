@@ -43,6 +43,8 @@ def _quiet_ray_data() -> None:
     """Ray Data logs every dataset execution at INFO on the driver; keep warnings only."""
     os.environ.setdefault("RAY_DATA_LOG_LEVEL", "WARNING")
     logging.getLogger("ray.data").setLevel(logging.WARNING)
+    # "Progress bars disabled": arcray draws its own bars
+    logging.getLogger("ray.data._internal.progress").setLevel(logging.ERROR)
 
 
 def ensure_ray(address: str | None = None, *, num_cpus: int | None = None, quiet: bool = True,

@@ -159,7 +159,10 @@ def _fit(base: TrainConfig, layout: Layout, prepared: dict, inits: dict, cameras
     # Tune stages a placement group for every pending grid trial by default (up to 200), which
     # reserves every CPU and leaves none for Ray Data; one at a time starts trials one after the
     # other (~15 s apart on 2 cores). Stage as many as may run at once, which the CPU count allows.
-    with _env_default("TUNE_MAX_PENDING_TRIALS_PG", str(conc)):
+    # With a progress callback, Tune prints nothing: its new output engine prints the experiment's
+    # header and paths even when silent, the legacy one at verbosity 0 does not.
+    quiet = "0" if progress is not None else os.environ.get("RAY_AIR_NEW_OUTPUT", "1")
+    with _env_default("TUNE_MAX_PENDING_TRIALS_PG", str(conc)), _env_default("RAY_AIR_NEW_OUTPUT", quiet):
         return tuner.fit(), name
 
 
