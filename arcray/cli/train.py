@@ -9,8 +9,9 @@ import typer
 from arcray.cli.apps import app
 from arcray.errors import ConfigError
 
-Data = Annotated[str, typer.Option("--data", help="Root holding calibrated/ (Layout root).")]
-Out = Annotated[str, typer.Option("--out", help="Output root (models/, runs/, tune/, analysis/).")]
+Data = Annotated[str, typer.Option("--data", "--root", help="Root holding calibrated/ (Layout root).")]
+Out = Annotated[Optional[str], typer.Option("--out", help="Output root (models/, runs/, tune/, "
+                                                          "analysis/); default: the --data root.")]
 Camera = Annotated[str, typer.Option("--camera", help="b1, r1, b2, r2 or 'all'.")]
 Flavor = Annotated[str, typer.Option("--flavor", help="arc or flat.")]
 Epochs = Annotated[Optional[int], typer.Option("--epochs", help="Maximum epochs.")]
@@ -61,7 +62,7 @@ def _cameras(data: str, camera: str, flavor: str) -> list[str]:
 
 
 @app.command()
-def train(data: Data, out: Out, camera: Camera = "b1", flavor: Flavor = "arc",
+def train(data: Data, out: Out = None, camera: Camera = "b1", flavor: Flavor = "arc",
           latent: Annotated[int, typer.Option(help="Latent size (1..64).")] = 4,
           arch: Annotated[str, typer.Option(help="pca_res, small3, deep_res or tiny.")] = "pca_res",
           lr: Annotated[float, typer.Option(help="Learning rate.")] = 3e-4,
@@ -73,6 +74,7 @@ def train(data: Data, out: Out, camera: Camera = "b1", flavor: Flavor = "arc",
     from arcray.raycluster import ensure_ray
     from arcray.training.trainer import train_camera
 
+    out = out or data
     base = _base(camera if camera != "all" else "b1", flavor, "tiny" if smoke else arch, latent,
                  epochs, workers, smoke, crop, window, downsample, lr)
     ensure_ray(address)
@@ -84,7 +86,7 @@ def train(data: Data, out: Out, camera: Camera = "b1", flavor: Flavor = "arc",
 
 
 @app.command()
-def tune(data: Data, out: Out, camera: Camera = "all", flavor: Flavor = "arc",
+def tune(data: Data, out: Out = None, camera: Camera = "all", flavor: Flavor = "arc",
          latents: Annotated[str, typer.Option(help="Latent sizes, e.g. 1,2,4,8.")] = "1,2,4,8",
          archs: Annotated[str, typer.Option(help="Architectures, comma-separated.")] = "pca_res",
          lrs: Annotated[str, typer.Option(help="Learning rates, comma-separated.")] = "0.0003",
@@ -92,10 +94,12 @@ def tune(data: Data, out: Out, camera: Camera = "all", flavor: Flavor = "arc",
          window: Annotated[int, typer.Option(help="Window index.")] = 0,
          downsample: Annotated[int, typer.Option(help="Block-mean factor.")] = 1,
          address: Address = None, smoke: Smoke = False) -> None:
-    """Ray Tune over latent x arch x lr (ASHA); registers the best model per latent size."""
+    """Ray Tune over camera x latent x arch x lr (ASHA within one camera and latent size);
+    registers the best model per camera and latent size."""
     from arcray.raycluster import ensure_ray
     from arcray.training.tune import tune_cameras
 
+    out = out or data
     lat = _ints(latents, "--latents")
     arch_list = [a.strip() for a in archs.split(",") if a.strip()]
     try:
