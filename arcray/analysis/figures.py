@@ -143,7 +143,7 @@ def px_errors(scores: pd.DataFrame, path: str, *, floors: pd.DataFrame | None = 
                           label="floor (reference arc)" if ci == 0 else None)
     ax.set_xticks(np.arange(len(cams)) + 0.4 - w / 2, cams)
     ax.set(ylabel="RMS line shift (px)", title=f"physical error on {split} frames")
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))  # beside the bars, not on them
     return _save(fig, path)
 
 
