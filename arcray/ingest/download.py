@@ -145,10 +145,15 @@ def _actor_class():
 
     @ray.remote(max_restarts=1, max_task_retries=0)
     class DownloadActor:
-        """One SAS session; counts files, bytes, retries and failures as Ray metrics."""
+        """One SAS session; counts files, bytes, retries and failures as Ray metrics.
 
-        def __init__(self, credentials: Credentials, policy: RetryPolicy, seed: int):
-            self.client = SasClient(credentials, policy=policy, seed=seed)
+        The credentials come with each ``fetch`` as a reference to one object in the object store
+        (``ray.put`` on the driver), never as constructor arguments: those stay in the cluster's
+        actor table for the life of the job. A restarted actor opens its session on its next call."""
+
+        def __init__(self, policy: RetryPolicy, seed: int):
+            self.policy, self.seed = policy, seed
+            self.client: SasClient | None = None
             self.files = metrics.Counter("arcray_download_files", "frames finished", tag_keys=("status",))
             self.bytes = metrics.Counter("arcray_download_bytes", "bytes received from the SAS")
             self.retries = metrics.Counter("arcray_download_retries", "retried attempts")
@@ -157,8 +162,10 @@ def _actor_class():
         def ready(self) -> bool:
             return True
 
-        def fetch(self, task: FrameTask) -> FetchResult:
+        def fetch(self, task: FrameTask, credentials: Credentials) -> FetchResult:
             try:
+                if self.client is None:
+                    self.client = SasClient(credentials, policy=self.policy, seed=self.seed)
                 res = self.client.fetch(task)
             except Exception as exc:  # a bug must not kill the pool: the file gets a row
                 res = FetchResult(task.camera, task.mjd, task.expnum, task.dest, "failed",
@@ -220,14 +227,15 @@ def _run_pool(todo, cfg, credentials, rows, layout, progress, flush_every_s) -> 
     n = min(cfg.actors, len(todo))
     cls = _actor_class()
     t_start = time.monotonic()
-    actors = [cls.options(num_cpus=cfg.actor_cpus).remote(credentials, cfg.policy, seed=i) for i in range(n)]
+    actors = [cls.options(num_cpus=cfg.actor_cpus).remote(cfg.policy, seed=i) for i in range(n)]
     ray.get([a.ready.remote() for a in actors])
+    creds = ray.put(credentials)  # one object; each call carries only its reference
     startup = time.monotonic() - t_start
     pending = metrics.Gauge("arcray_download_pending", "frames not yet finished in this run")
     results, last_flush, nbytes, t0 = [], time.monotonic(), 0, time.monotonic()
     try:
         pool = ActorPool(actors)
-        for res in pool.map_unordered(lambda a, t: a.fetch.remote(t), todo):
+        for res in pool.map_unordered(lambda a, t: a.fetch.remote(t, creds), todo):
             results.append(res)
             rows[(res.camera, res.expnum)] = result_row(res)
             nbytes += res.downloaded
