@@ -148,8 +148,9 @@ def _actor_class():
         """One SAS session; counts files, bytes, retries and failures as Ray metrics.
 
         The credentials come with each ``fetch`` as a reference to one object in the object store
-        (``ray.put`` on the driver), never as constructor arguments: those stay in the cluster's
-        actor table for the life of the job. A restarted actor opens its session on its next call."""
+        (``ray.put`` on the driver), never as constructor arguments: Ray keeps an actor's creation
+        task spec, arguments included, in the GCS to restart it. A restarted actor opens its
+        session on its next call."""
 
         def __init__(self, policy: RetryPolicy, seed: int):
             self.policy, self.seed = policy, seed

@@ -161,8 +161,9 @@ def _fit(base: TrainConfig, layout: Layout, prepared: dict, inits: dict, cameras
     # other (~15 s apart on 2 cores). Stage as many as may run at once, which the CPU count allows.
     # With a progress callback, Tune prints nothing: its new output engine prints the experiment's
     # header and paths even when silent, the legacy one at verbosity 0 does not.
-    quiet = "0" if progress is not None else os.environ.get("RAY_AIR_NEW_OUTPUT", "1")
-    with _env_default("TUNE_MAX_PENDING_TRIALS_PG", str(conc)), _env_default("RAY_AIR_NEW_OUTPUT", quiet):
+    legacy_output = (_env_default("RAY_AIR_NEW_OUTPUT", "0") if progress is not None
+                     else contextlib.nullcontext())
+    with _env_default("TUNE_MAX_PENDING_TRIALS_PG", str(conc)), legacy_output:
         return tuner.fit(), name
 
 
