@@ -14,10 +14,12 @@ from importlib import resources
 import numpy as np
 
 CAMERAS = ("b1", "r1", "b2", "r2")
-OBSERVATORY = {"b1": "apo", "r1": "apo", "b2": "lco", "r2": "lco"}
+OBSERVATORY = {"b1": "apo", "r1": "apo", "b2": "lco", "r2": "lco"}  # the camera -> site map
+CAMERAS_AT = {obs: tuple(c for c in CAMERAS if OBSERVATORY[c] == obs) for obs in ("apo", "lco")}
 CARTID = {"apo": "FPS-N", "lco": "FPS-S"}
+STUDY_FLAVORS = ("arc", "flat")  # the calibration frames arcray models (train .. report)
 RAW_SHAPE = (4224, 4352)  # (NAXIS2 rows, NAXIS1 cols)
-SATURATION_ADU = 65535
+SATURATION_ADU = 65535  # the ADC's full scale: a raw value at or above it is saturated
 SPLIT_ROW, SPLIT_COL = 2112, 2176
 N_FIBERS, FIBERS_PER_BUNDLE = 500, 20
 

@@ -96,6 +96,20 @@ def exists(path: str) -> bool:
     return fs.get_file_info(p).type != pafs.FileType.NotFound
 
 
+def list_files(path: str, suffix: str = "") -> list[str]:
+    """Every file below ``path`` (a directory or URI prefix; recursive) ending in ``suffix``, sorted;
+    empty when ``path`` does not exist. Paths are returned in ``path``'s own form (local or URI)."""
+    from pyarrow import fs as pafs
+
+    fs, base = _fs(path)
+    infos = fs.get_file_info(pafs.FileSelector(base, recursive=True, allow_not_found=True))
+    found = sorted(i.path for i in infos if i.type == pafs.FileType.File and i.path.endswith(suffix))
+    if not is_uri(path):
+        return found
+    scheme = path.split("://", 1)[0]
+    return [f"{scheme}://{p}" for p in found]
+
+
 def read_bytes(path: str) -> bytes:
     if not is_uri(path):
         with open(path, "rb") as f:

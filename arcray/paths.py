@@ -14,11 +14,20 @@ Tree under the root::
     manifest/downloads.parquet                          one row per downloaded file
     calibrated/camera=<cam>/flavor=<flv>/mjd=<mjd>/sdR-<cam>-<expnum:08d>.parquet
     calibrated_failures.parquet                         frames calibration rejected, with reason
-    models/<cam>/<flavor>/latent=<l>/                   registered best model per latent size
+    models/<cam>/<flavor>/latent=<l>/{model.pt,meta.json}  registered best model per latent size
+    runs/                                               Ray Train / Tune checkpoints and trial logs
     tune/results.parquet                                every Tune trial (+ PCA baseline)
-    latents/camera=<cam>/...parquet                     encoded frames
-    regress/                                            regressors, predictions, scores
-    report/index.html                                   the static report
+    analysis/train/<cam>-<flavor>-<kind>.png            training figures (kind: TRAIN_FIGURES)
+    latents/camera=<cam>/flavor=<flv>/latent=<l>/latents.parquet   encoded frames
+    analysis/latent_scatter_<colour>.png, pearson-<cam>.{parquet,png}, drift-<cam>.png,
+    analysis/flagged.parquet                            latent study figures and tables
+    regress/predictions/camera=<cam>/{latents,frames}.parquet  predicted latents, decoded frames
+    regress/{scores,floors,state_errors}.parquet        scores, truth floors, state errors
+    report/index.html, report/fig/<name>.png            the static report
+
+Every method returns one name; nothing else in arcray builds a path below the root, and no reader
+looks for an artefact by pattern: a renamed artefact is renamed here, for its writer and its
+readers at once.
 """
 
 from __future__ import annotations
@@ -27,9 +36,15 @@ import os
 from dataclasses import dataclass
 from urllib.parse import urlparse
 
+from arcray.instrument import OBSERVATORY
+
 # The SAS path of a raw frame relative to the archive root (``.../sas/``), as on data.sdss5.org.
 SAS_RELEASE = "sdsswork"
-OBSERVATORY_OF_CAMERA = {"b1": "apo", "r1": "apo", "b2": "lco", "r2": "lco"}
+# Kept only for ``arcray/ingest/logparse.py`` (owned by another change): the map's one home is
+# ``arcray.instrument.OBSERVATORY``; remove this alias once logparse imports that.
+OBSERVATORY_OF_CAMERA = OBSERVATORY
+MODEL_FILE, MODEL_META_FILE = "model.pt", "meta.json"  # the two files of a registered model
+TRAIN_FIGURES = ("curves", "loss_vs_latent", "recon")  # kinds of ``Layout.train_figure``
 
 
 def raw_frame_name(camera: str, expnum: int) -> str:
@@ -39,7 +54,7 @@ def raw_frame_name(camera: str, expnum: int) -> str:
 
 def sas_relpath(camera: str, mjd: int, expnum: int, *, release: str = SAS_RELEASE) -> str:
     """Path of a raw frame below the SAS root: ``sdsswork/data/boss/spectro/apo/<mjd>/sdR-...``."""
-    obs = OBSERVATORY_OF_CAMERA[camera]
+    obs = OBSERVATORY[camera]
     return f"{release}/data/boss/spectro/{obs}/{int(mjd)}/{raw_frame_name(camera, expnum)}"
 
 
@@ -105,14 +120,13 @@ class Layout:
     def calibrated(self) -> str:
         return self._p("calibrated")
 
+    def calibrated_partition(self, camera: str, flavor: str) -> str:
+        """Every calibrated frame of one (camera, flavor): ``calibrated/camera=<cam>/flavor=<flv>``."""
+        return self._p("calibrated", f"camera={camera}", f"flavor={flavor}")
+
     def calibrated_frame(self, camera: str, flavor: str, mjd: int, expnum: int) -> str:
-        return self._p(
-            "calibrated",
-            f"camera={camera}",
-            f"flavor={flavor}",
-            f"mjd={int(mjd)}",
-            f"sdR-{camera}-{int(expnum):08d}.parquet",
-        )
+        return join(self.calibrated_partition(camera, flavor), f"mjd={int(mjd)}",
+                    f"sdR-{camera}-{int(expnum):08d}.parquet")
 
     @property
     def calibrated_failures(self) -> str:
@@ -126,6 +140,14 @@ class Layout:
     def model_dir(self, camera: str, flavor: str, latent: int) -> str:
         return self._p("models", camera, flavor, f"latent={int(latent)}")
 
+    def model_file(self, camera: str, flavor: str, latent: int) -> str:
+        """The registered weights (``arcray.model.store``)."""
+        return join(self.model_dir(camera, flavor, latent), MODEL_FILE)
+
+    def model_meta(self, camera: str, flavor: str, latent: int) -> str:
+        """The registered model's ``meta.json`` (written last: it marks a complete model)."""
+        return join(self.model_dir(camera, flavor, latent), MODEL_META_FILE)
+
     @property
     def train_runs(self) -> str:
         """Ray Train / Tune storage (checkpoints, trial logs)."""
@@ -135,15 +157,46 @@ class Layout:
     def tune_results(self) -> str:
         return self._p("tune", "results.parquet")
 
-    # -- analyse / regress / report -----------------------------------------------------
+    def train_figure(self, camera: str, flavor: str, kind: str) -> str:
+        """A training figure of one (camera, flavor); ``kind`` is one of ``TRAIN_FIGURES``."""
+        if kind not in TRAIN_FIGURES:
+            raise ValueError(f"unknown training figure {kind!r} (one of {', '.join(TRAIN_FIGURES)})")
+        return self._p("analysis", "train", f"{camera}-{flavor}-{kind}.png")
+
+    # -- embed ----------------------------------------------------------------------------
     @property
     def latents(self) -> str:
         return self._p("latents")
 
+    def latents_file(self, camera: str, flavor: str, latent: int) -> str:
+        """Every frame of (camera, flavor) encoded by the model of latent size ``latent``."""
+        return self._p("latents", f"camera={camera}", f"flavor={flavor}", f"latent={int(latent)}",
+                       "latents.parquet")
+
+    # -- analyze --------------------------------------------------------------------------
     @property
     def analysis(self) -> str:
         return self._p("analysis")
 
+    def latent_scatter_figure(self, colour: str) -> str:
+        """z0 vs z1 coloured by ``colour`` (``camera`` or a metadata column)."""
+        return self._p("analysis", f"latent_scatter_{colour}.png")
+
+    def pearson_table(self, camera: str) -> str:
+        return self._p("analysis", f"pearson-{camera}.parquet")
+
+    def pearson_figure(self, camera: str) -> str:
+        return self._p("analysis", f"pearson-{camera}.png")
+
+    def drift_figure(self, camera: str) -> str:
+        return self._p("analysis", f"drift-{camera}.png")
+
+    @property
+    def flagged(self) -> str:
+        """Out-of-distribution frames (every camera)."""
+        return self._p("analysis", "flagged.parquet")
+
+    # -- regress --------------------------------------------------------------------------
     @property
     def regress(self) -> str:
         return self._p("regress")
@@ -152,10 +205,29 @@ class Layout:
     def predictions(self) -> str:
         return self._p("regress", "predictions")
 
+    def predicted_latents(self, camera: str) -> str:
+        """Per (frame, model) of one camera: predicted latents and their scores."""
+        return self._p("regress", "predictions", f"camera={camera}", "latents.parquet")
+
+    def decoded_frames(self, camera: str) -> str:
+        """A few decoded test frames of one camera (every model's decoding of each)."""
+        return self._p("regress", "predictions", f"camera={camera}", "frames.parquet")
+
     @property
     def scores(self) -> str:
         return self._p("regress", "scores.parquet")
 
+    @property
+    def floors(self) -> str:
+        """The truth floors (simulated world only: ``arcray regress --truth``)."""
+        return self._p("regress", "floors.parquet")
+
+    @property
+    def state_errors(self) -> str:
+        """Errors against the simulator's true state (``arcray regress --truth``)."""
+        return self._p("regress", "state_errors.parquet")
+
+    # -- report ---------------------------------------------------------------------------
     @property
     def report(self) -> str:
         return self._p("report")
@@ -163,6 +235,10 @@ class Layout:
     @property
     def report_index(self) -> str:
         return self._p("report", "index.html")
+
+    def report_figure(self, name: str) -> str:
+        """A figure of the report (``report/fig/<name>``), linked from the index as ``fig/<name>``."""
+        return self._p("report", "fig", name)
 
 
 @dataclass(frozen=True)

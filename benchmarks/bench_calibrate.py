@@ -46,7 +46,7 @@ def best(fn, repeat: int = 3) -> float:
 def make_frames(d: str, n: int) -> list[str]:
     import gzip
 
-    from arcray.calib.testing import fits_bytes, make_raw_frame
+    from arcray.testing.frames import fits_bytes, make_raw_frame
 
     os.makedirs(d, exist_ok=True)
     paths = []

@@ -32,8 +32,9 @@ def main() -> None:
     from arcray.training.data import prepare_data
     from arcray.training.local import batches
     from arcray.training.loop import run_epoch
-    from arcray.training.synthetic import write_synthetic_dataset
-    from arcray.training.trainer import TrainConfig, train_camera
+    from arcray.testing.calibrated import write_synthetic_dataset
+    from arcray.training.config import TrainConfig
+    from arcray.training.trainer import train_camera
 
     tmp = tempfile.mkdtemp(prefix="arcray-bench-")
     write_synthetic_dataset(tmp, mjds=tuple(range(60000, 60040)), cameras=("b1",),

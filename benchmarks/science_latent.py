@@ -92,7 +92,7 @@ def main() -> None:
     torch.set_num_threads(2)
     crop = tuple(int(v) for v in args.crop.split(","))
     if args.synthetic:
-        from arcray.training.synthetic import write_synthetic_dataset
+        from arcray.testing.calibrated import write_synthetic_dataset
 
         args.root = tempfile.mkdtemp(prefix="arcray-science-")
         mjds = tuple(range(60000, 60030))

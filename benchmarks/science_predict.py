@@ -26,7 +26,7 @@ def _from_root(root: str) -> tuple[pd.DataFrame, pd.DataFrame | None]:
     from arcray.paths import Layout
 
     layout = Layout(root)
-    floors = os.path.join(layout.regress, "floors.parquet")
+    floors = layout.floors
     return pd.read_parquet(layout.scores), (pd.read_parquet(floors) if os.path.exists(floors) else None)
 
 
@@ -34,21 +34,21 @@ def _built_world(latent: int, epochs: int) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Synthetic world -> tiny AE -> encode -> regress -> decode + score, in-process (no Ray)."""
     import pyarrow.parquet as pq
 
-    from arcray.analysis.regress import split_labels
     from arcray.analysis.scores import score_table, truth_floors
     from arcray.analysis.study import predict_latents
-    from arcray.analysis.synthetic import train_tiny_model, write_world
+    from arcray.model.split import split_labels
     from arcray.model.store import load_model
     from arcray.paths import Layout
     from arcray.pipeline.decode import DecodeActor
     from arcray.pipeline.embed import EncodeActor, scalar_columns
+    from arcray.testing.world import train_tiny_model, write_world
 
     root = tempfile.mkdtemp(prefix="arcray-science-")
     t0 = time.time()
     truth = write_world(root, n_nights=24, per_night=10, seed=0)
     d = train_tiny_model(root, "b1", latent=latent, epochs=epochs, arch="small3")
     print(f"world + model: {time.time() - t0:.0f} s", file=sys.stderr)
-    tab = pq.read_table(f"{Layout(root).calibrated}/camera=b1", partitioning=None).sort_by("expnum")
+    tab = pq.read_table(Layout(root).calibrated_partition("b1", "arc"), partitioning=None).sort_by("expnum")
     lat = EncodeActor({"b1": d}, scalar_columns(tab.schema))(tab)
     lat["split"] = split_labels(lat["mjd"])
     long, _ = predict_latents(lat)

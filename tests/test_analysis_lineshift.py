@@ -3,7 +3,7 @@ import pytest
 
 from arcray.analysis.lineshift import batch_shifts, measure_shift
 from arcray.errors import InputError
-from tests.analysis_synth import arc_frame
+from arcray.testing.latents import arc_frame
 
 
 @pytest.mark.parametrize("dy,dx,sigma", [(0.3, 0.0, 1.0), (0.0, -0.27, 1.3), (1.45, 0.6, 1.0),

@@ -2,10 +2,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from arcray.analysis.regress import (REGRESSORS, fit_regressor, metadata_columns, previous_arc_index,
-                                     split_labels)
+from arcray.analysis.regress import REGRESSORS, fit_regressor, metadata_columns, previous_arc_index
 from arcray.errors import ConfigError, InputError
-from tests.analysis_synth import latent_world
+from arcray.model.split import split_labels
+from arcray.testing.latents import latent_world
 
 COLS = ["MC1TEMDN", "ALT", "HUMIDITY"]
 

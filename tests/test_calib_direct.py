@@ -8,7 +8,7 @@ import pytest
 from arcray.calib import direct
 from arcray.calib.config import CalibConfig, CameraOverride, WindowSpec
 from arcray.calib.frame import calibrate_frame
-from arcray.calib.testing import make_raw_frame
+from arcray.testing.frames import make_raw_frame
 from arcray.calib.views import bin_mean, central_square
 from arcray.instrument import GEOMETRY
 

@@ -10,7 +10,7 @@ import pytest
 from arcray.calib.metadata import (FLOAT_COLUMNS, KEYWORDS, extract_metadata, lamp_count, metadata_schema,
                                    parse_frame_name)
 from arcray.calib.reader import header_from_text, parse_card_value
-from arcray.calib.testing import make_header
+from arcray.testing.frames import make_header
 from arcray.errors import InputError
 from arcray.instrument import example_header_text
 

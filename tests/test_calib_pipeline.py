@@ -12,8 +12,8 @@ import pytest
 
 from arcray.calib.config import CalibConfig
 from arcray.calib.frame import calibrate_frame
-from arcray.calib.table import tensor_shape, tensor_to_numpy
-from arcray.calib.testing import fits_bytes, gzip_bytes, make_raw_frame
+from arcray.tensors import tensor_shape, to_ndarray
+from arcray.testing.frames import fits_bytes, gzip_bytes, make_raw_frame
 from arcray.errors import PartialFailure
 from arcray.io import read_provenance
 from arcray.paths import Layout, sas_relpath
@@ -91,9 +91,9 @@ def test_calibrate_run_failures_rerun_and_readback(ray_local, raw_tree, tmp_path
     tab = tab.sort_by("expnum")
     kf = kept[("b1", 380717)]
     ref = calibrate_frame(kf.raw, kf.header, cfg, keep_frame=False)  # the pipeline's path (full_frame=none)
-    np.testing.assert_array_equal(tensor_to_numpy(tab["windows"])[0], ref.windows)
-    np.testing.assert_array_equal(tensor_to_numpy(tab["binned"])[0], ref.binned)
-    hart_mask = tensor_to_numpy(tab["binned_mask"])[1]
+    np.testing.assert_array_equal(to_ndarray(tab["windows"])[0], ref.windows)
+    np.testing.assert_array_equal(to_ndarray(tab["binned"])[0], ref.binned)
+    hart_mask = to_ndarray(tab["binned_mask"])[1]
     assert (hart_mask[0] != 0).all() and tab["is_hartmann"].to_pylist() == [False, True]
     prov = read_provenance(layout.calibrated_frame("b1", "arc", 60708, 380717))
     assert prov["config_hash"] == cfg.config_hash() and "overscan:median" in prov["steps"]
@@ -110,7 +110,7 @@ def test_calibrate_run_failures_rerun_and_readback(ray_local, raw_tree, tmp_path
     # add dictionary-typed duplicates of camera/flavor/mjd
     df = pd.read_parquet(layout.calibrated, partitioning=None)
     assert len(df) == 4 and set(df["camera"]) == {"b1", "r1", "b2"}
-    w = tensor_to_numpy(df["windows"], tensor_shape(dset.schema, "windows"))
+    w = to_ndarray(df["windows"], tensor_shape(dset.schema, "windows"))
     assert w.shape == (4, 8, 256, 256) and np.isfinite(w).all()
     import ray
 

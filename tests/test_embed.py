@@ -1,17 +1,19 @@
 """embed -> analyze -> regress on a tiny known world, on a real local Ray (the ``ray_local`` fixture)."""
 
+import os
+
 import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 from typer.testing import CliRunner
 
-from arcray.analysis.synthetic import train_tiny_model, write_world
+from arcray.testing.world import train_tiny_model, write_world
 from arcray.cli.apps import app
 from arcray.cli.main import _register
 from arcray.model.store import load_model
 from arcray.paths import Layout
-from arcray.pipeline.embed import latents_path
+from arcray.report.html import build_report
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
 
@@ -20,7 +22,7 @@ pytestmark = [pytest.mark.ray, pytest.mark.slow]
 def world(tmp_path_factory):
     root = str(tmp_path_factory.mktemp("h6world"))
     truth = write_world(root, n_nights=6, per_night=5, seed=3)
-    train_tiny_model(root, "b1", latent=2, epochs=2)
+    train_tiny_model(root, "b1", latent=2, epochs=30)
     return root, truth
 
 
@@ -34,7 +36,7 @@ def _run(args):
 def test_embed_regress_end_to_end(ray_local, world):
     root, truth = world
     _run(["embed", "--root", root, "--latent", "2", "--actors", "1"])
-    path = latents_path(Layout(root), "b1", "arc", 2)
+    path = Layout(root).latents_file("b1", "arc", 2)
     lat = pq.read_table(path).to_pandas()
     assert len(lat) == len(truth) == 30
     assert {"camera", "mjd", "expnum", "MC1TEMDN", "z0", "z1", "recon_mse", "split"} <= set(lat.columns)
@@ -44,9 +46,13 @@ def test_embed_regress_end_to_end(ray_local, world):
     x, _ = lm.view.extract_table(tab)
     assert np.allclose(lat.sort_values("expnum")[["z0", "z1"]].to_numpy(), lm.encode(x), atol=1e-5)
 
+    layout = Layout(root)
     _run(["analyze", "--root", root, "--latent", "2"])
-    assert (Layout(root).analysis + "/pearson-b1.png") and pd.read_parquet(
-        Layout(root).analysis + "/pearson-b1.parquet").set_index("metadata").shape[1] == 2
+    assert os.path.getsize(layout.pearson_figure("b1")) > 1000
+    pearson = pd.read_parquet(layout.pearson_table("b1")).set_index("metadata")
+    assert list(pearson.columns) == ["z0", "z1"] and "MC1TEMDN" in pearson.index
+    r = np.corrcoef(lat["MC1TEMDN"], lat["z1"])[0, 1]  # the same r, computed independently
+    assert pearson.loc["MC1TEMDN", "z1"] == pytest.approx(r, abs=1e-9)
 
     out = _run(["regress", "--root", root, "--latent", "2", "--smoke", "--truth", f"{root}/truth.parquet"])
     assert "refarc" in out
@@ -54,16 +60,25 @@ def test_embed_regress_end_to_end(ray_local, world):
     assert set(scores["model"]) == {"autoencoder", "linear", "ridge", "refarc"}
     assert set(scores["split"]) >= {"train", "test"}
     assert np.isfinite(scores["mse"]).all() and (scores["mse"] > 0).all()
-    # a 2-epoch model decodes near-flat frames: shifts may be unmeasurable (NaN), never invented
-    per = pd.read_parquet(f"{Layout(root).predictions}/camera=b1/latents.parquet")
-    assert len(per) == 30 * 4 and (np.isfinite(per["dy"]) | per["dy"].isna()).all()
-    frames = pq.read_table(f"{Layout(root).predictions}/camera=b1/frames.parquet")
+    per = pd.read_parquet(layout.predicted_latents("b1"))
+    assert len(per) == 30 * 4
+    # the score table counts exactly the frames whose shift was measured, and the reconstructions'
+    # shifts are measured for most frames and are small (the decoded lines sit on the actual ones)
+    measured = per.groupby(["camera", "model", "split"])["dy"].count().rename("n_px").reset_index()
+    assert (scores.merge(measured, on=["camera", "model", "split"], suffixes=("", "_per"))
+            .eval("n_px == n_px_per").all())
+    ae = per[per["model"] == "autoencoder"]
+    assert ae["dy"].notna().mean() > 0.8 and (ae["dy"].abs() < 1.0).mean() > 0.8
+    frames = pq.read_table(layout.decoded_frames("b1"))
     assert set(frames.column("split").to_pylist()) == {"test"}
-    floors = pd.read_parquet(f"{Layout(root).regress}/floors.parquet")
+    floors = pd.read_parquet(layout.floors)
     assert (floors["floor_meta_px"] > 0).all()
 
-    html_path = _run(["report", "--root", root]).strip()
-    page = open(html_path).read()
-    for key in ("scatter", "pearson", "drift", "predictions", "mse", "px"):
-        assert f'id="{key}"' in page
-    assert "px_errors.png" in page and "frames-b1.png" in page
+    out = _run(["report", "--root", root])
+    assert out.strip() == f"report: 7/10 sections filled -> {layout.report_index}"
+    rep = build_report(root)
+    filled = {k for k, src in rep.sections.items() if src}
+    assert filled == {"scatter", "pearson", "drift", "flagged", "predictions", "mse", "px"}
+    assert all(os.path.exists(p) for src in rep.sections.values() for p in src)
+    page = open(rep.index).read()
+    assert 'src="fig/px_errors.png"' in page and 'src="fig/frames-b1.png"' in page

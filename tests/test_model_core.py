@@ -13,8 +13,9 @@ from arcray.model.normalise import AsinhNormaliser
 from arcray.model.pca import fit_pca, pca_loss
 from arcray.model.split import split_codes, split_of_mjd
 from arcray.model.store import load_model, save_model
-from arcray.model.view import View, arrow_to_ndarray
-from arcray.training.synthetic import render_window, tensor_array
+from arcray.model.view import View
+from arcray.tensors import tensor_array, to_ndarray
+from arcray.testing.calibrated import render_window
 
 
 @pytest.mark.parametrize("arch", sorted(ARCHS))
@@ -130,7 +131,7 @@ def test_view_extract_crop_window_downsample_and_arrow():
     xt, mt = v.extract_table(table)
     np.testing.assert_array_equal(xt, x)
     nested = pa.array(w.tolist())
-    np.testing.assert_array_equal(arrow_to_ndarray(nested), w)
+    np.testing.assert_array_equal(to_ndarray(nested), w)
     row = {"windows": w[2], "windows_mask": m[2]}
     np.testing.assert_array_equal(v.extract_row(row)[0], x[2])
     assert View.from_dict(v.to_dict()) == v

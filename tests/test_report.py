@@ -5,10 +5,16 @@ from arcray.io import atomic_write_parquet
 from arcray.paths import Layout
 from arcray.report.html import build_report
 
+SECTIONS = ["curves", "loss_latent", "recon", "scatter", "pearson", "drift", "flagged", "predictions",
+            "mse", "px"]
+
 
 def test_empty_root_says_not_run(tmp_path):
-    page = open(build_report(str(tmp_path))).read()
-    assert page.count("not run") == 10  # every section, no crash
+    rep = build_report(str(tmp_path))
+    page = open(rep.index).read()
+    assert list(rep.sections) == SECTIONS and rep.n_ok == 0
+    assert all(src == [] for src in rep.sections.values())
+    assert page.count("not run") == len(SECTIONS)  # every section, no crash
 
 
 def test_scores_only_fill_their_sections(tmp_path):
@@ -16,7 +22,11 @@ def test_scores_only_fill_their_sections(tmp_path):
     scores = pd.DataFrame({"camera": "b1", "model": ["autoencoder", "linear"], "split": "test", "n": 3,
                            "mse": [0.01, 0.03], "px_dy": [0.1, 0.3], "px_dx": [0.1, 0.2], "px": [0.14, 0.36]})
     atomic_write_parquet(layout.scores, pa.Table.from_pandas(scores))
-    page = open(build_report(str(tmp_path))).read()
-    assert page.count("not run") == 8
-    assert "0.03" in page and "px_errors.png" in page
+    rep = build_report(str(tmp_path))
+    page = open(rep.index).read()
+    assert {k for k, src in rep.sections.items() if src} == {"mse", "px"}
+    assert rep.sections["mse"] == rep.sections["px"] == [layout.scores]
+    assert page.count("not run") == len(SECTIONS) - 2
+    assert "0.03" in page and 'src="fig/px_errors.png"' in page
     assert (tmp_path / "report" / "fig" / "px_errors.png").stat().st_size > 1000
+    assert rep.line() == f"report: 2/{len(SECTIONS)} sections filled -> {layout.report_index}"

@@ -9,8 +9,9 @@ import pytest
 
 from arcray.model.store import load_model
 from arcray.paths import Layout
-from arcray.training.synthetic import write_synthetic_dataset
-from arcray.training.trainer import TrainConfig, train_camera
+from arcray.testing.calibrated import write_synthetic_dataset
+from arcray.training.config import TrainConfig
+from arcray.training.trainer import train_camera
 
 
 @pytest.mark.ray

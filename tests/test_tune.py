@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from arcray.model.store import load_model
 from arcray.paths import Layout
-from arcray.training.synthetic import write_synthetic_dataset
+from arcray.testing.calibrated import write_synthetic_dataset
 
 
 @pytest.mark.ray

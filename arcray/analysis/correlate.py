@@ -5,11 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from arcray.analysis.latents import latent_names
 from arcray.errors import InputError
-
-
-def latent_names(n: int) -> list[str]:
-    return [f"z{i}" for i in range(int(n))]
 
 
 def pearson_matrix(meta: pd.DataFrame, Z: np.ndarray, *, columns: list[str] | None = None,

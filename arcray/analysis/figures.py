@@ -1,5 +1,9 @@
 """The analysis figures (matplotlib, Agg backend, written as PNG). Each function takes data and an
-output path, writes the figure atomically and returns the path."""
+output path, writes the figure atomically and returns the path.
+
+``pyplot()`` and ``save_png(fig, path)`` are the one way arcray makes and writes a figure (the
+training figures use them too): the backend is forced to Agg, the PNG is written atomically and
+the figure is closed, so a long run never accumulates open figures."""
 
 from __future__ import annotations
 
@@ -11,7 +15,12 @@ import pandas as pd
 from arcray.io import atomic_write_bytes
 
 
-def _plt():
+# Scatter figures of the latent space: coloured by camera, then by these header values when known.
+SCATTER_COLOURS = ("camera", "MC1TEMDN", "HUMIDITY", "ALT", "COLLA")
+
+
+def pyplot():
+    """``matplotlib.pyplot`` on the Agg backend (no display needed)."""
     import matplotlib
 
     matplotlib.use("Agg", force=True)
@@ -20,10 +29,11 @@ def _plt():
     return plt
 
 
-def _save(fig, path: str) -> str:
+def save_png(fig, path: str, *, dpi: int = 90) -> str:
+    """Write ``fig`` as a PNG at ``path`` atomically, close it, return ``path``."""
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=90, bbox_inches="tight")
-    _plt().close(fig)
+    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
+    pyplot().close(fig)
     atomic_write_bytes(path, buf.getvalue())
     return path
 
@@ -37,7 +47,7 @@ def _xy(Z: np.ndarray) -> tuple[np.ndarray, np.ndarray, str, str]:
 
 def latent_scatter(Z: np.ndarray, colour, path: str, *, label: str, title: str = "") -> str:
     """z0 vs z1 coloured by ``colour`` (categorical strings get a legend, numbers a colour bar)."""
-    plt = _plt()
+    plt = pyplot()
     x, y, xl, yl = _xy(Z)
     colour = np.asarray(colour)
     fig, ax = plt.subplots(figsize=(5.5, 4.5))
@@ -50,24 +60,24 @@ def latent_scatter(Z: np.ndarray, colour, path: str, *, label: str, title: str =
         sc = ax.scatter(x, y, c=colour.astype(float), s=10, cmap="viridis")
         fig.colorbar(sc, ax=ax, label=label)
     ax.set(xlabel=xl, ylabel=yl, title=title or f"latent space coloured by {label}")
-    return _save(fig, path)
+    return save_png(fig, path)
 
 
 def pearson_heatmap(matrix: pd.DataFrame, path: str, *, title: str = "Pearson r, metadata x latent") -> str:
-    plt = _plt()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(1.2 + 0.6 * matrix.shape[1], 1.0 + 0.22 * matrix.shape[0]))
     im = ax.imshow(matrix.to_numpy(dtype=float), cmap="RdBu_r", vmin=-1, vmax=1, aspect="auto")
     ax.set_xticks(range(matrix.shape[1]), matrix.columns)
     ax.set_yticks(range(matrix.shape[0]), matrix.index, fontsize=7)
     fig.colorbar(im, ax=ax, label="r")
     ax.set_title(title)
-    return _save(fig, path)
+    return save_png(fig, path)
 
 
 def latent_drift(t: np.ndarray, Z: np.ndarray, path: str, *, flagged: np.ndarray | None = None,
                  title: str = "latent vs time") -> str:
     """Each latent dimension against time (``t``: MJD with fraction, or any monotonic number)."""
-    plt = _plt()
+    plt = pyplot()
     Z = np.asarray(Z, dtype=np.float64).reshape(len(Z), -1)
     k = min(Z.shape[1], 4)
     fig, axes = plt.subplots(k, 1, figsize=(7, 1.8 * k + 0.5), sharex=True, squeeze=False)
@@ -80,12 +90,12 @@ def latent_drift(t: np.ndarray, Z: np.ndarray, path: str, *, flagged: np.ndarray
         ax.set_ylabel(f"z{j}")
     axes[-1, 0].set_xlabel("MJD")
     axes[0, 0].set_title(title)
-    return _save(fig, path)
+    return save_png(fig, path)
 
 
 def predicted_vs_actual(Z_true: np.ndarray, preds: dict[str, np.ndarray], path: str, *,
                         title: str = "test latents: predicted vs actual") -> str:
-    plt = _plt()
+    plt = pyplot()
     Z_true = np.asarray(Z_true).reshape(len(Z_true), -1)
     k = min(Z_true.shape[1], 4)
     fig, axes = plt.subplots(1, k, figsize=(4 * k, 3.8), squeeze=False)
@@ -98,12 +108,12 @@ def predicted_vs_actual(Z_true: np.ndarray, preds: dict[str, np.ndarray], path: 
         ax.set(xlabel=f"actual z{j}", ylabel=f"predicted z{j}")
     axes[0, 0].legend(fontsize=7)
     fig.suptitle(title)
-    return _save(fig, path)
+    return save_png(fig, path)
 
 
 def frame_panels(rows: list[tuple[str, list[np.ndarray]]], path: str, *, titles: list[str]) -> str:
     """A grid of images: one row per frame (``(label, [img per column])``), columns titled."""
-    plt = _plt()
+    plt = pyplot()
     n, k = len(rows), len(titles)
     fig, axes = plt.subplots(n, k, figsize=(2.4 * k, 2.4 * n), squeeze=False)
     for i, (label, imgs) in enumerate(rows):
@@ -116,13 +126,13 @@ def frame_panels(rows: list[tuple[str, list[np.ndarray]]], path: str, *, titles:
             if i == 0:
                 ax.set_title(titles[j], fontsize=9)
         axes[i, 0].set_ylabel(label, fontsize=8)
-    return _save(fig, path)
+    return save_png(fig, path)
 
 
 def px_errors(scores: pd.DataFrame, path: str, *, floors: pd.DataFrame | None = None,
               split: str = "test") -> str:
     """Bar chart of the RMS line shift (px) per model and camera, with the truth floors if known."""
-    plt = _plt()
+    plt = pyplot()
     s = scores[scores["split"] == split]
     cams = sorted(s["camera"].unique())
     models = list(dict.fromkeys(s["model"]))
@@ -144,16 +154,5 @@ def px_errors(scores: pd.DataFrame, path: str, *, floors: pd.DataFrame | None = 
     ax.set_xticks(np.arange(len(cams)) + 0.4 - w / 2, cams)
     ax.set(ylabel="RMS line shift (px)", title=f"physical error on {split} frames")
     ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))  # beside the bars, not on them
-    return _save(fig, path)
+    return save_png(fig, path)
 
-
-def pca_vs_ae(results: pd.DataFrame, path: str, *, loss: str = "loss") -> str:
-    """Best loss vs latent size per camera for the autoencoders and PCA (``model`` = ae|pca)."""
-    plt = _plt()
-    fig, ax = plt.subplots(figsize=(6, 4))
-    for (cam, mdl), g in results.groupby(["camera", "model"]):
-        b = g.groupby("latent")[loss].min().sort_index()
-        ax.plot(b.index, b.to_numpy(), "o-" if mdl != "pca" else "s--", label=f"{cam} {mdl}")
-    ax.set(xscale="log", yscale="log", xlabel="latent size", ylabel=loss, title="autoencoder vs PCA")
-    ax.legend(fontsize=7)
-    return _save(fig, path)

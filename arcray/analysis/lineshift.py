@@ -60,14 +60,6 @@ def _xcorr_tiles(a: np.ndarray, b: np.ndarray, max_shift: int):
     return _peaks(c, norm, max_shift)
 
 
-def tile_shift(ref: np.ndarray, img: np.ndarray, *, max_shift: int = 8) -> tuple[float, float, float]:
-    """``(dy, dx, peak)`` of ``img`` relative to ``ref`` in one tile; ``peak`` = normalised correlation."""
-    a = np.asarray(ref, dtype=np.float64)[None]
-    b = np.asarray(img, dtype=np.float64)[None]
-    dy, dx, peak = _xcorr_tiles(a, b, max_shift)
-    return (float(dy[0]), float(dx[0]), float(peak[0])) if peak[0] > 0 else (float("nan"), float("nan"), 0.0)
-
-
 def _tiles(shape: tuple[int, int], tile: int | tuple[int, int]) -> list[tuple[slice, slice]]:
     th, tw = (tile, tile) if isinstance(tile, int) else tile
     h, w = shape

@@ -40,7 +40,6 @@ import pandas as pd
 from arcray.errors import ConfigError, InputError
 
 REGRESSORS = ("linear", "ridge", "gbr", "refarc")
-INTERACT = False  # reference-arc model: z_prev x delta-metadata features (see _refarc_features)
 
 # Header keywords the study (and the simulator's physics) suggest; those present are used.
 DEFAULT_METADATA = (
@@ -52,15 +51,6 @@ DEFAULT_METADATA = (
 )
 # Header keywords that are angles in degrees: encoded as (sin, cos) by every kind but ``linear``.
 ANGLES = frozenset({"ALT", "AZ", "ROTPOS", "IPA", "SPA", "RA", "WINDD", "GUSTD"})
-
-
-def split_labels(mjd) -> np.ndarray:
-    """``train``/``val``/``test`` per frame from its night (the same rule as training)."""
-    from arcray.model.split import split_of_mjd
-
-    mjd = np.asarray(mjd).astype(np.int64)
-    cache = {int(m): split_of_mjd(int(m)) for m in np.unique(mjd)}
-    return np.array([cache[int(m)] for m in mjd], dtype=object)
 
 
 def metadata_columns(meta: pd.DataFrame, candidates=DEFAULT_METADATA) -> list[str]:
@@ -122,7 +112,7 @@ class LatentRegressor:
         out = _as_2d(self.fallback.predict(X))
         has = prev >= 0
         if has.any():
-            feats = _refarc_features(X, Z_ref, prev, has, self.info.get("interactions", False))
+            feats = _refarc_features(X, Z_ref, prev, has)
             out[has] = Z_ref[prev[has]] + _as_2d(self.model.predict(feats))
         return out
 
@@ -144,18 +134,12 @@ def _as_2d(y) -> np.ndarray:
     return y[:, None] if y.ndim == 1 else y
 
 
-def _refarc_features(X: np.ndarray, Z: np.ndarray, prev: np.ndarray, rows: np.ndarray,
-                     interactions: bool = False) -> np.ndarray:
-    """``[z_prev, delta metadata]`` (+ ``z_prev x delta metadata``: a Jacobian that depends on where in
-    latent space the reference sits). The absolute metadata are left out on purpose: the reference
+def _refarc_features(X: np.ndarray, Z: np.ndarray, prev: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """``[z_prev, delta metadata]``. The absolute metadata are left out on purpose: the reference
     latent already encodes the state they explain, and with few training nights they only add
     variance (on the known world: test px 0.30 with them, 0.19 without; floor 0.17)."""
     p = prev[rows]
-    dX = X[rows] - X[p]
-    parts = [Z[p], dX]
-    if interactions:
-        parts.append((Z[p][:, :, None] * dX[:, None, :]).reshape(len(p), -1))
-    return np.hstack(parts)
+    return np.hstack([Z[p], X[rows] - X[p]])
 
 
 ALPHAS = tuple(np.logspace(-2, 4, 13))
@@ -235,7 +219,7 @@ def _make(kind: str, *, alpha: float | None, seed: int):
 
 
 def fit_regressor(kind: str, meta: pd.DataFrame, Z: np.ndarray, *, columns: list[str] | None = None,
-                  alpha: float | None = None, seed: int = 0, interactions: bool | None = None) -> LatentRegressor:
+                  alpha: float | None = None, seed: int = 0) -> LatentRegressor:
     """Fit one regressor of ``kind`` on (training) rows ``meta`` -> ``Z``.
 
     ``alpha``: ridge penalty of ``ridge``/``refarc`` (None = chosen per latent dimension by
@@ -269,14 +253,9 @@ def fit_regressor(kind: str, meta: pd.DataFrame, Z: np.ndarray, *, columns: list
     prev = previous_arc_index(meta)
     has = prev >= 0
     reg.info["n_with_reference"] = int(has.sum())
-    reg.info["interactions"] = INTERACT if interactions is None else bool(interactions)
     if has.sum() < 3:
         raise InputError("reference-arc model needs nights with at least two frames in training")
-    F = _refarc_features(Xf, Z, prev, has, reg.info["interactions"])
+    F = _refarc_features(Xf, Z, prev, has)
     reg.model, reg.info["alpha"] = _fit_ridge(F, Z[has] - Z[prev[has]], nights[has], alpha)
     return reg
 
-
-def fit_all(meta: pd.DataFrame, Z: np.ndarray, kinds=REGRESSORS, **kw) -> dict[str, LatentRegressor]:
-    """Fit every regressor kind on the same rows (one camera)."""
-    return {k: fit_regressor(k, meta, Z, **kw) for k in kinds}

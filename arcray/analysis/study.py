@@ -12,17 +12,11 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from arcray.analysis.latents import z_columns
 from arcray.analysis.regress import REGRESSORS, fit_regressor, metadata_columns
 from arcray.errors import InputError
 
 KEYS = ["camera", "flavor", "mjd", "expnum"]
-
-
-def z_columns(df: pd.DataFrame) -> list[str]:
-    cols = sorted((c for c in df.columns if c[:1] == "z" and c[1:].isdigit()), key=lambda c: int(c[1:]))
-    if not cols:
-        raise InputError("latents table has no z0.. columns")
-    return cols
 
 
 def usable(lat: pd.DataFrame) -> pd.DataFrame:

@@ -1,7 +1,7 @@
 """A ``CalibratedFrame`` as a one-row Arrow table (the calibrated dataset's schema), and back.
 
-Tensor columns use Arrow's canonical fixed-shape tensor extension (``arrow.fixed_shape_tensor``),
-which pyarrow, pandas (via ``tensor_to_numpy``) and Ray Data (as numpy ndarrays) all read:
+Tensor columns use Arrow's canonical fixed-shape tensor extension through ``arcray.tensors``
+(read them back with ``arcray.tensors.to_ndarray``; Ray Data gives numpy ndarrays):
 
 - ``windows: float32[n_win, 256, 256]`` electrons, ``windows_mask: uint8[n_win, 256, 256]``
 - ``binned: float32[512, 512]`` electrons (8x8 mean of the central 4096 square), ``binned_mask``
@@ -25,34 +25,9 @@ from arcray.calib.frame import CalibratedFrame
 from arcray.calib.metadata import metadata_schema
 from arcray.calib.steps import BAD_COLUMN, NOT_READ, SATURATED
 from arcray.calib.views import central_square
+from arcray.tensors import tensor_row
 
 MASK_BITS = {"saturated": int(SATURATED), "not_read": int(NOT_READ), "bad_column": int(BAD_COLUMN)}
-
-
-def tensor_column(arr: np.ndarray) -> pa.ExtensionArray:
-    """One ndarray -> a length-1 fixed-shape tensor array."""
-    arr = np.ascontiguousarray(arr)
-    return pa.FixedShapeTensorArray.from_numpy_ndarray(arr.reshape((1, *arr.shape)))
-
-
-def tensor_to_numpy(column: Any, shape: tuple[int, ...] | None = None) -> np.ndarray:
-    """A tensor column -> ndarray ``[n_rows, *shape]``.
-
-    ``column``: a pyarrow (Chunked)Array of the tensor type, or a pandas Series as produced by
-    ``to_pandas`` (each cell a flat array: pass ``shape``, e.g. from ``tensor_shape(schema, name)``).
-    """
-    if isinstance(column, pa.ChunkedArray):
-        column = column.combine_chunks()
-    if isinstance(column, pa.ExtensionArray):
-        return column.to_numpy_ndarray()
-    if shape is None:
-        raise ValueError("a pandas tensor column needs its shape (tensor_shape(schema, name))")
-    return np.stack([np.asarray(v) for v in column]).reshape(len(column), *shape)
-
-
-def tensor_shape(schema: pa.Schema, name: str) -> tuple[int, ...]:
-    """The per-row shape of tensor column ``name`` in ``schema``."""
-    return tuple(schema.field(name).type.shape)
 
 
 def frame_table(cf: CalibratedFrame, config: CalibConfig) -> pa.Table:
@@ -63,19 +38,19 @@ def frame_table(cf: CalibratedFrame, config: CalibConfig) -> pa.Table:
         cols[f.name] = pa.array([cf.meta[f.name]], type=f.type)
     cols["bias_adu"] = pa.array([list(cf.bias_adu)], type=pa.list_(pa.float32()))
     cols["gain"] = pa.array([list(cf.gains)], type=pa.list_(pa.float32()))
-    cols["windows"] = tensor_column(cf.windows)
-    cols["windows_mask"] = tensor_column(cf.windows_mask)
-    cols["binned"] = tensor_column(cf.binned)
-    cols["binned_mask"] = tensor_column(cf.binned_mask)
+    cols["windows"] = tensor_row(cf.windows)
+    cols["windows_mask"] = tensor_row(cf.windows_mask)
+    cols["binned"] = tensor_row(cf.binned)
+    cols["binned_mask"] = tensor_row(cf.binned_mask)
     if config.full_frame != "none" and cf.electrons is None:
         raise ValueError("full_frame is configured but the frame was calibrated with keep_frame=False")
     if config.full_frame == "float32":
-        cols["frame"] = tensor_column(cf.electrons)
-        cols["frame_mask"] = tensor_column(cf.mask)
+        cols["frame"] = tensor_row(cf.electrons)
+        cols["frame_mask"] = tensor_row(cf.mask)
     elif config.full_frame == "float16":
         scaled = cf.electrons * np.float32(1.0 / config.frame_float16_scale)
-        cols["frame"] = tensor_column(scaled.astype(np.float16))
-        cols["frame_mask"] = tensor_column(cf.mask)
+        cols["frame"] = tensor_row(scaled.astype(np.float16))
+        cols["frame_mask"] = tensor_row(cf.mask)
     return pa.table(cols)
 
 

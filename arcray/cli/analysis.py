@@ -95,4 +95,4 @@ def report_cmd(root: Root = ".", smoke: Smoke = False) -> None:
     """Write the static HTML report (index.html + figures) from whatever stages have run."""
     from arcray.report.html import build_report
 
-    typer.echo(build_report(root))
+    typer.echo(build_report(root).line())

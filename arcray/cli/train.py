@@ -41,7 +41,7 @@ def _ints(text: str, what: str) -> list[int]:
 
 
 def _base(camera, flavor, arch, latent, epochs, workers, smoke, crop, window, downsample, lr):
-    from arcray.training.trainer import TrainConfig
+    from arcray.training.config import TrainConfig
 
     kw = dict(camera=camera, flavor=flavor, arch=arch, latent=latent, workers=workers,
               crop=_crop(crop), window=window, downsample=downsample, lr=lr)

@@ -16,7 +16,7 @@ import random
 import re
 import tempfile
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import requests
 
@@ -67,9 +67,6 @@ class FetchResult:
     retries: int = 0
     downloaded: int = 0  # bytes received over the network by this run
     resumed_from: int = 0  # offset of the first Range resume (0 = none)
-
-    def as_row(self) -> dict:
-        return asdict(self)
 
 
 @dataclass(frozen=True)

@@ -142,6 +142,3 @@ def build_autoencoder(cfg: AEConfig | dict) -> nn.Module:
         return PCAResAutoencoder(cfg)
     return ConvAutoencoder(cfg)
 
-
-def n_parameters(model: nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())

@@ -33,11 +33,12 @@ def split_of_mjd(mjd: int, *, fractions: tuple[float, float, float] = DEFAULT_FR
 def split_codes(mjds, **kw) -> np.ndarray:
     """Vectorised over an array of MJDs: 0 = train, 1 = val, 2 = test (int8)."""
     mjds = np.asarray(mjds).astype(np.int64).ravel()
-    cache: dict[int, int] = {}
-    out = np.empty(mjds.shape, np.int8)
-    for i, m in enumerate(mjds):
-        m = int(m)
-        if m not in cache:
-            cache[m] = SPLITS.index(split_of_mjd(m, **kw))
-        out[i] = cache[m]
-    return out
+    nights, inverse = np.unique(mjds, return_inverse=True)
+    codes = np.array([SPLITS.index(split_of_mjd(int(m), **kw)) for m in nights], np.int8)
+    return codes[inverse.ravel()] if len(mjds) else np.empty(0, np.int8)
+
+
+def split_labels(mjds, **kw) -> np.ndarray:
+    """``"train"``/``"val"``/``"test"`` per frame (object array) from its night: the labels of
+    ``split_codes``."""
+    return np.asarray(SPLITS, dtype=object)[split_codes(mjds, **kw)]

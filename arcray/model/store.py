@@ -1,4 +1,5 @@
-"""The model store: ``model.pt`` + ``meta.json`` in ``Layout.model_dir(camera, flavor, latent)``.
+"""The model store: ``model.pt`` + ``meta.json`` in ``Layout.model_dir(camera, flavor, latent)``
+(``Layout.model_file`` and ``Layout.model_meta``).
 
 ``save_model`` writes both atomically (``meta.json`` last, so a directory with a ``meta.json``
 always has its weights). ``load_model(dir)`` returns a ``LoadedModel`` that works in electrons:
@@ -11,7 +12,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -23,12 +23,7 @@ from arcray.io import atomic_write_bytes, atomic_write_json, exists, read_bytes
 from arcray.model.ae import AEConfig, ConvAutoencoder, build_autoencoder
 from arcray.model.normalise import AsinhNormaliser
 from arcray.model.view import View
-
-MODEL_FILE, META_FILE = "model.pt", "meta.json"
-
-
-def _join(d: str, name: str) -> str:
-    return d.rstrip("/") + "/" + name if "://" in d else os.path.join(d, name)
+from arcray.paths import MODEL_FILE, MODEL_META_FILE, join
 
 
 def save_model(model_dir: str, model: ConvAutoencoder, *, normaliser: AsinhNormaliser, view: View,
@@ -38,7 +33,7 @@ def save_model(model_dir: str, model: ConvAutoencoder, *, normaliser: AsinhNorma
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
     buf = io.BytesIO()
     torch.save({"ae_config": model.cfg.to_dict(), "state_dict": state}, buf)
-    atomic_write_bytes(_join(model_dir, MODEL_FILE), buf.getvalue())
+    atomic_write_bytes(join(model_dir, MODEL_FILE), buf.getvalue())
     meta = {
         "arcray_version": __version__,
         "camera": camera,
@@ -52,7 +47,7 @@ def save_model(model_dir: str, model: ConvAutoencoder, *, normaliser: AsinhNorma
         "config_hash": config_hash,
         **(extra or {}),
     }
-    atomic_write_json(_join(model_dir, META_FILE), meta)
+    atomic_write_json(join(model_dir, MODEL_META_FILE), meta)
 
 
 @dataclass
@@ -110,9 +105,9 @@ class LoadedModel:
 
 def load_model(model_dir: str, *, device: str = "cpu") -> LoadedModel:
     """Load a registered model; ``InputError`` when the directory holds none."""
-    meta_path, model_path = _join(model_dir, META_FILE), _join(model_dir, MODEL_FILE)
+    meta_path, model_path = join(model_dir, MODEL_META_FILE), join(model_dir, MODEL_FILE)
     if not exists(meta_path) or not exists(model_path):
-        raise InputError(f"no registered model in {model_dir} (missing {META_FILE} or {MODEL_FILE})")
+        raise InputError(f"no registered model in {model_dir} (missing {MODEL_META_FILE} or {MODEL_FILE})")
     meta = json.loads(read_bytes(meta_path))
     blob = torch.load(io.BytesIO(read_bytes(model_path)), map_location=device, weights_only=True)
     model = build_autoencoder(AEConfig(**blob["ae_config"]))

@@ -14,6 +14,7 @@ import numpy as np
 import pyarrow as pa
 
 from arcray.errors import InputError
+from arcray.tensors import to_ndarray
 
 COLUMNS = ("windows", "binned")
 
@@ -43,10 +44,6 @@ class View:
     @property
     def mask_column(self) -> str:
         return f"{self.column}_mask"
-
-    def output_shape(self, image_shape: tuple[int, int] = (256, 256)) -> tuple[int, int]:
-        h, w = (self.crop[2], self.crop[3]) if self.crop else image_shape
-        return h // self.downsample, w // self.downsample
 
     def extract(self, images: np.ndarray, mask: np.ndarray | None = None
                 ) -> tuple[np.ndarray, np.ndarray]:
@@ -80,10 +77,14 @@ class View:
 
     def extract_table(self, table: pa.Table) -> tuple[np.ndarray, np.ndarray]:
         """A pyarrow Table of calibrated rows -> ``(x [N, h, w], mask [N, h, w])``."""
-        img = arrow_to_ndarray(table.column(self.column))
-        msk = (arrow_to_ndarray(table.column(self.mask_column))
+        return self.extract(*self.table_columns(table))
+
+    def table_columns(self, table: pa.Table) -> tuple[np.ndarray, np.ndarray | None]:
+        """The view's column and its mask (None when absent) of a pyarrow Table, as numpy."""
+        img = to_ndarray(table.column(self.column))
+        msk = (to_ndarray(table.column(self.mask_column))
                if self.mask_column in table.column_names else None)
-        return self.extract(img, msk)
+        return img, msk
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -116,27 +117,3 @@ def _downsample(x: np.ndarray, m: np.ndarray, f: int) -> tuple[np.ndarray, np.nd
     mean = (xb * gb).sum(axis=(2, 4)) / np.maximum(ngood, 1)
     bad = ngood * 2 < f * f
     return mean.astype(np.float32), bad.astype(np.uint8)
-
-
-def arrow_to_ndarray(col) -> np.ndarray:
-    """An Arrow tensor column (fixed-shape tensor extension, Ray tensor, or nested lists of equal
-    length) -> one numpy array ``[N, ...]``."""
-    if isinstance(col, pa.ChunkedArray):
-        col = col.combine_chunks()
-    if isinstance(col.type, pa.FixedShapeTensorType):
-        return col.to_numpy_ndarray()
-    if isinstance(col.type, pa.ExtensionType):
-        try:
-            return np.asarray(col.to_numpy(zero_copy_only=False))
-        except Exception:  # noqa: BLE001 - fall back to the storage lists
-            col = col.storage
-    n, shape, arr = len(col), [], col
-    while pa.types.is_list(arr.type) or pa.types.is_large_list(arr.type) or \
-            pa.types.is_fixed_size_list(arr.type):
-        lengths = (np.full(len(arr), arr.type.list_size) if pa.types.is_fixed_size_list(arr.type)
-                   else np.asarray(arr.value_lengths().fill_null(0)))
-        if len(lengths) and (lengths != lengths[0]).any():
-            raise InputError("tensor column has rows of different shapes")
-        shape.append(int(lengths[0]) if len(lengths) else 0)
-        arr = arr.flatten()
-    return arr.to_numpy(zero_copy_only=False).reshape(n, *shape)

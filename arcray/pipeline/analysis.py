@@ -1,13 +1,12 @@
 """The analyse and regress stages: read latents, call the pure analysis, write artefacts.
 
-Artefacts (all under ``Layout``):
+Artefacts, every one named by ``Layout``:
 
-- ``analysis/pearson-<cam>.parquet``, ``analysis/flagged.parquet`` and the figures
-  ``analysis/*.png`` (``run_analyze``);
-- ``regress/predictions/camera=<cam>/latents.parquet`` (predicted latents and per-frame scores),
-  ``regress/predictions/camera=<cam>/frames.parquet`` (decoded test frames, a few per camera),
-  ``regress/scores.parquet`` (``Layout.scores``), ``regress/floors.parquet`` and
-  ``regress/state_errors.parquet`` when a truth table is given (``run_regress``).
+- ``run_analyze``: ``pearson_table(cam)``, ``flagged`` and the figures
+  ``latent_scatter_figure(colour)``, ``pearson_figure(cam)``, ``drift_figure(cam)``;
+- ``run_regress``: ``predicted_latents(cam)`` (predicted latents and per-frame scores),
+  ``decoded_frames(cam)`` (decoded test frames, a few per camera), ``scores``, and ``floors`` and
+  ``state_errors`` when a truth table is given.
 """
 
 from __future__ import annotations
@@ -20,14 +19,14 @@ import pyarrow as pa
 
 from arcray.analysis import figures
 from arcray.analysis.correlate import pearson_matrix
+from arcray.analysis.latents import z_columns
 from arcray.analysis.ood import flag_frames
 from arcray.analysis.regress import REGRESSORS, metadata_columns
 from arcray.io import atomic_write_parquet, exists, provenance
-from arcray.paths import Layout, join
+from arcray.paths import Layout
+from arcray.tensors import tensor_array
 
 log = logging.getLogger(__name__)
-
-COLOUR_BY = ("MC1TEMDN", "HUMIDITY", "ALT", "COLLA")
 
 
 def _write(path: str, df: pd.DataFrame, step: str, **extra) -> str:
@@ -37,42 +36,49 @@ def _write(path: str, df: pd.DataFrame, step: str, **extra) -> str:
 
 def run_analyze(root: str, *, flavor: str = "arc", latent: int = 2) -> dict[str, str]:
     """Pearson matrices, OOD flags and figures from the latents; returns name -> path written."""
-    from arcray.analysis.study import z_columns
     from arcray.pipeline.embed import read_latents
 
     layout = Layout(root)
     lat = read_latents(root, flavor=flavor, latent=latent)
     zc = z_columns(lat)
     Z = lat[zc].to_numpy(float)
-    out, adir = {}, layout.analysis
-    out["scatter_camera"] = figures.latent_scatter(Z, lat["camera"].to_numpy(dtype=object),
-                                                   join(adir, "latent_scatter_camera.png"), label="camera")
-    for key in COLOUR_BY:
-        if key in lat.columns and lat[key].notna().any():
-            out[f"scatter_{key}"] = figures.latent_scatter(Z, lat[key].to_numpy(float),
-                                                           join(adir, f"latent_scatter_{key}.png"), label=key)
+    out = {}
+    for key in figures.SCATTER_COLOURS:
+        if key == "camera":
+            colour = lat["camera"].to_numpy(dtype=object)
+        elif key in lat.columns and lat[key].notna().any():
+            colour = lat[key].to_numpy(float)
+        else:
+            continue
+        out[f"scatter_{key}"] = figures.latent_scatter(Z, colour, layout.latent_scatter_figure(key), label=key)
     flags = flag_frames(lat, Z)
     flagged = lat[["camera", "mjd", "expnum", "recon_mse", *zc]].join(flags)
-    out["flagged"] = _write(join(adir, "flagged.parquet"), flagged[flagged["flagged"]], "analyze")
+    out["flagged"] = _write(layout.flagged, flagged[flagged["flagged"]], "analyze")
     for cam, g in lat.groupby("camera"):
         m = pearson_matrix(g, g[zc].to_numpy(float), columns=metadata_columns(g))
-        out[f"pearson_{cam}"] = _write(join(adir, f"pearson-{cam}.parquet"), m.reset_index(names="metadata"),
-                                       "analyze")
-        figures.pearson_heatmap(m, join(adir, f"pearson-{cam}.png"), title=f"{cam}: Pearson r")
-        t = g["mjd"].to_numpy(float) + (g["expnum"] - g["expnum"].min()).to_numpy(float) * 1e-4
-        if "date_obs" in g.columns and g["date_obs"].notna().all():
-            t = pd.to_datetime(g["date_obs"]).map(pd.Timestamp.to_julian_date).to_numpy(float) - 2400000.5
-        figures.latent_drift(t, g[zc].to_numpy(float), join(adir, f"drift-{cam}.png"),
-                             flagged=flags.loc[g.index, "flagged"].to_numpy(bool), title=f"{cam}: latent vs time")
-    log.info("analysis of %d frames written to %s", len(lat), adir)
+        out[f"pearson_{cam}"] = _write(layout.pearson_table(cam), m.reset_index(names="metadata"), "analyze")
+        out[f"pearson_figure_{cam}"] = figures.pearson_heatmap(m, layout.pearson_figure(cam),
+                                                               title=f"{cam}: Pearson r")
+        out[f"drift_{cam}"] = figures.latent_drift(
+            _frame_times(g), g[zc].to_numpy(float), layout.drift_figure(cam),
+            flagged=flags.loc[g.index, "flagged"].to_numpy(bool), title=f"{cam}: latent vs time")
+    log.info("analysis of %d frames written to %s", len(lat), layout.analysis)
     return out
+
+
+def _frame_times(g: pd.DataFrame) -> np.ndarray:
+    """MJD (with fraction) of each frame: from DATE-OBS when every frame has one, else the night's
+    MJD plus a small offset per exposure (keeps the within-night order)."""
+    if "date_obs" in g.columns and g["date_obs"].notna().all():
+        return pd.to_datetime(g["date_obs"]).map(pd.Timestamp.to_julian_date).to_numpy(float) - 2400000.5
+    return g["mjd"].to_numpy(float) + (g["expnum"] - g["expnum"].min()).to_numpy(float) * 1e-4
 
 
 def run_regress(root: str, *, flavor: str = "arc", latent: int = 2, kinds=REGRESSORS,
                 truth: str | None = None, n_actors: int = 2, n_images: int = 4) -> dict[str, pd.DataFrame]:
     """Fit, predict, decode and score; write predictions, scores (+ truth floors); return tables."""
     from arcray.analysis.scores import score_table, state_errors, truth_floors
-    from arcray.analysis.study import predict_latents, state_estimates, z_columns
+    from arcray.analysis.study import predict_latents, state_estimates
     from arcray.pipeline.decode import decode_and_score
     from arcray.pipeline.embed import model_dirs, read_latents
 
@@ -85,24 +91,21 @@ def run_regress(root: str, *, flavor: str = "arc", latent: int = 2, kinds=REGRES
     per_frame = long.merge(dec.drop(columns=["image"]), on=["camera", "mjd", "expnum", "split", "model"])
     scores = score_table(per_frame)
     for cam, g in per_frame.groupby("camera"):
-        _write(join(layout.predictions, f"camera={cam}", "latents.parquet"), g, "regress")
+        _write(layout.predicted_latents(cam), g, "regress")
         d = dec[(dec["camera"] == cam) & (dec["split"] == "test")]
         keep = d["expnum"].drop_duplicates().head(n_images)
         d = d[d["expnum"].isin(keep)]
         if len(d):
-            from arcray.pipeline.decode import tensor_array
-
             t = pa.Table.from_pandas(d.drop(columns=["image"]), preserve_index=False)
             t = t.append_column("image", tensor_array(np.stack(d["image"].to_list())))
-            atomic_write_parquet(join(layout.predictions, f"camera={cam}", "frames.parquet"), t,
-                                 provenance(None, ["regress", "decode"]))
+            atomic_write_parquet(layout.decoded_frames(cam), t, provenance(None, ["regress", "decode"]))
     _write(layout.scores, scores, "regress", regressors=list(kinds), latent=latent, flavor=flavor)
     result = {"scores": scores, "per_frame": per_frame}
     if truth and exists(truth):
         tt = pd.read_parquet(truth)
         result["floors"] = truth_floors(tt, per_frame)
         result["state_errors"] = state_errors(state_estimates(long, tt), tt)
-        _write(join(layout.regress, "floors.parquet"), result["floors"], "regress")
-        _write(join(layout.regress, "state_errors.parquet"), result["state_errors"], "regress")
+        _write(layout.floors, result["floors"], "regress")
+        _write(layout.state_errors, result["state_errors"], "regress")
     log.info("regression scores (%d rows, latent dims %s) written to %s", len(scores), zc, layout.scores)
     return result

@@ -14,16 +14,9 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from arcray.analysis.latents import z_columns
 from arcray.errors import InputError
 from arcray.paths import Layout
-
-
-def tensor_array(a: np.ndarray) -> pa.ExtensionArray:
-    """``[N, ...]`` numpy -> Arrow fixed-shape tensor column."""
-    a = np.ascontiguousarray(a)
-    typ = pa.fixed_shape_tensor(pa.from_numpy_dtype(a.dtype), list(a.shape[1:]))
-    storage = pa.FixedSizeListArray.from_arrays(pa.array(a.ravel()), int(np.prod(a.shape[1:])))
-    return pa.ExtensionArray.from_storage(typ, storage)
 
 
 def pixel_scale(view) -> float:
@@ -41,7 +34,6 @@ class DecodeActor:
     def __init__(self, dirs: dict[str, str], preds: pd.DataFrame):
         import torch
 
-        from arcray.analysis.study import z_columns
         from arcray.model.store import load_model
 
         dev = "cuda" if torch.cuda.is_available() else "cpu"
@@ -60,11 +52,9 @@ class DecodeActor:
     def _camera(self, batch: pa.Table, cams: np.ndarray, cam: str) -> dict | None:
         from arcray.analysis.lineshift import batch_shifts
         from arcray.analysis.scores import frame_mse
-        from arcray.pipeline.embed import _view_columns
-
         lm = self.models[cam]
         rows = np.flatnonzero(cams == cam)
-        x, m = lm.extract_input(*_view_columns(batch.take(rows), lm.view))
+        x, m = lm.view.extract_table(batch.take(rows))
         exps = np.asarray(batch.column("expnum").to_pylist())[rows]
         idx, preds = [], []
         for i, exp in enumerate(exps):

@@ -112,7 +112,7 @@ def run_demo(out: str, cfg: DemoConfig | None = None, *,
     from arcray.raycluster import ensure_ray
     from arcray.report.html import build_report
     from arcray.sim.server import ArchiveServer
-    from arcray.training.trainer import TrainConfig
+    from arcray.training.config import TrainConfig
     from arcray.training.tune import tune_cameras
 
     cfg = cfg or DemoConfig()
@@ -177,6 +177,6 @@ def run_demo(out: str, cfg: DemoConfig | None = None, *,
     res.seconds["analysis"] = time.perf_counter() - t
 
     t = stage("report")
-    res.report = build_report(root)
+    res.report = build_report(root).index
     res.seconds["report"] = time.perf_counter() - t
     return res

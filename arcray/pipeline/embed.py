@@ -5,60 +5,45 @@ then ``map_batches(EncodeActor, compute=ActorPoolStrategy(...))`` (one GPU per a
 has GPUs): each actor loads the models once, cuts the model's view out of each frame
 (``View.extract_table``, the same function training uses), encodes it and measures the masked
 reconstruction MSE (normalised units). The driver collects the small result (keys, metadata,
-``z0..z{L-1}``, ``recon_mse``) and writes one Parquet file per (camera, flavor, latent) atomically:
-``latents/camera=<cam>/flavor=<flavor>/latent=<L>/latents.parquet``.
+``z0..z{L-1}``, ``recon_mse``) and writes one Parquet file per (camera, flavor, latent) atomically
+at ``Layout.latents_file(camera, flavor, latent)``.
 """
 
 from __future__ import annotations
 
 import logging
-import os
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from arcray.analysis.latents import latent_names
 from arcray.errors import InputError
-from arcray.io import atomic_write_parquet, provenance
-from arcray.paths import Layout, join
+from arcray.instrument import CAMERAS
+from arcray.io import atomic_write_parquet, exists, provenance
+from arcray.paths import Layout
+from arcray.tensors import is_tensor
 
 log = logging.getLogger(__name__)
 
 TENSOR_COLUMNS = ("windows", "windows_mask", "binned", "binned_mask", "frame", "frame_mask")
 
 
-def latents_path(layout: Layout, camera: str, flavor: str, latent: int) -> str:
-    return join(layout.latents, f"camera={camera}", f"flavor={flavor}", f"latent={int(latent)}",
-                "latents.parquet")
-
-
 def model_dirs(layout: Layout, flavor: str, latent: int, cameras=None) -> dict[str, str]:
     """Cameras (all, or the given ones) that have a registered model -> its directory."""
-    from arcray.io import exists
-    from arcray.instrument import CAMERAS
-
-    out = {}
-    for cam in cameras or CAMERAS:
-        d = layout.model_dir(cam, flavor, latent)
-        if exists(join(d, "meta.json")):
-            out[cam] = d
-    return out
+    return {cam: layout.model_dir(cam, flavor, latent) for cam in cameras or CAMERAS
+            if exists(layout.model_meta(cam, flavor, latent))}
 
 
 def calibrated_dirs(layout: Layout, flavor: str, cameras) -> dict[str, str]:
-    out = {}
-    for cam in cameras:
-        d = join(layout.calibrated, f"camera={cam}", f"flavor={flavor}")
-        if os.path.isdir(d) or "://" in d:
-            out[cam] = d
-    return out
+    """Cameras with calibrated ``flavor`` frames -> their partition (``Layout.calibrated_partition``)."""
+    return {cam: layout.calibrated_partition(cam, flavor) for cam in cameras
+            if exists(layout.calibrated_partition(cam, flavor))}
 
 
 def scalar_columns(schema: pa.Schema) -> list[str]:
     """Every column that is not a tensor (keys, metadata, flags)."""
-    return [f.name for f in schema if f.name not in TENSOR_COLUMNS
-            and not pa.types.is_list(f.type) and not isinstance(f.type, pa.ExtensionType)
-            and not pa.types.is_fixed_size_list(f.type) and not pa.types.is_large_list(f.type)]
+    return [f.name for f in schema if f.name not in TENSOR_COLUMNS and not is_tensor(f.type)]
 
 
 class EncodeActor:
@@ -82,26 +67,17 @@ class EncodeActor:
         for cam in pd.unique(cams):
             rows = np.flatnonzero(cams == cam)
             lm = self.models[cam]
-            x, m = lm.extract_input(*_view_columns(batch.take(rows), lm.view))
+            x, m = lm.view.extract_table(batch.take(rows))
             z = lm.encode(x)
             rec = lm.decode(z)
             mse[rows] = frame_mse(lm.normaliser.forward(rec), lm.normaliser.forward(x), m)
             if z_all is None:
                 z_all = np.full((len(df), z.shape[1]), np.nan, np.float32)
             z_all[rows] = z
-        for j in range(z_all.shape[1]):
-            df[f"z{j}"] = z_all[:, j]
+        for j, name in enumerate(latent_names(z_all.shape[1])):
+            df[name] = z_all[:, j]
         df["recon_mse"] = mse
         return df
-
-
-def _view_columns(table: pa.Table, view):
-    from arcray.model.view import arrow_to_ndarray
-
-    img = arrow_to_ndarray(table.column(view.column))
-    msk = (arrow_to_ndarray(table.column(view.mask_column))
-           if view.mask_column in table.column_names else None)
-    return img, msk
 
 
 def _pool(n_actors: int):
@@ -117,7 +93,7 @@ def embed(root: str, *, flavor: str = "arc", latent: int = 2, cameras=None, n_ac
     """Encode the calibrated frames of every camera with a model; return camera -> latents path."""
     import ray
 
-    from arcray.analysis.regress import split_labels
+    from arcray.model.split import split_labels
 
     layout = Layout(root)
     dirs = model_dirs(layout, flavor, latent, cameras)
@@ -147,7 +123,7 @@ def embed(root: str, *, flavor: str = "arc", latent: int = 2, cameras=None, n_ac
             continue
         df["split"] = split_labels(df["mjd"])
         df["latent"] = int(latent)
-        dest = latents_path(layout, cam, flavor, latent)
+        dest = layout.latents_file(cam, flavor, latent)
         atomic_write_parquet(dest, pa.Table.from_pandas(df, preserve_index=False),
                              provenance(None, ["embed"], model_dir=dirs[cam], flavor=flavor, latent=latent))
         written[cam] = dest
@@ -159,12 +135,9 @@ def read_latents(root: str, *, flavor: str = "arc", latent: int = 2, cameras=Non
     """All cameras' latents of (flavor, latent) as one DataFrame (``InputError`` when none)."""
     import pyarrow.parquet as pq
 
-    from arcray.instrument import CAMERAS
-    from arcray.io import exists
-
     layout, parts = Layout(root), []
     for cam in cameras or CAMERAS:
-        p = latents_path(layout, cam, flavor, latent)
+        p = layout.latents_file(cam, flavor, latent)
         if exists(p):
             parts.append(pq.read_table(p).to_pandas())
     if not parts:
@@ -172,9 +145,3 @@ def read_latents(root: str, *, flavor: str = "arc", latent: int = 2, cameras=Non
                          "run `arcray embed` first")
     return pd.concat(parts, ignore_index=True)
 
-
-def latent_matrix(df: pd.DataFrame) -> np.ndarray:
-    cols = sorted((c for c in df.columns if c[:1] == "z" and c[1:].isdigit()), key=lambda c: int(c[1:]))
-    if not cols:
-        raise InputError("latents table has no z0.. columns")
-    return df[cols].to_numpy(dtype=np.float64)

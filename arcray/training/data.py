@@ -8,33 +8,28 @@ mask) for the workers' ``get_dataset_shard(...).iter_torch_batches``.
 
 from __future__ import annotations
 
-import glob
-import os
 import re
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from arcray.errors import InputError
+from arcray.instrument import CAMERAS
+from arcray.io import exists, list_files
 from arcray.model.normalise import AsinhNormaliser
 from arcray.model.split import SPLITS, split_codes
 from arcray.model.view import View
-from arcray.paths import Layout, is_uri
+from arcray.paths import Layout
 
 _MJD_RE = re.compile(r"mjd=(\d+)")
 
 
-def partition_dir(data_root: str, camera: str, flavor: str) -> str:
-    return f"{Layout(data_root).calibrated}/camera={camera}/flavor={flavor}"
-
-
 def list_cameras(data_root: str, flavor: str) -> list[str]:
-    """Cameras that have ``flavor`` frames in the calibrated dataset (local roots)."""
-    base = Layout(data_root).calibrated
-    found = sorted(os.path.basename(os.path.dirname(p)).split("=", 1)[1]
-                   for p in glob.glob(f"{base}/camera=*/flavor={flavor}"))
+    """Cameras that have ``flavor`` frames in the calibrated dataset."""
+    layout = Layout(data_root)
+    found = sorted(c for c in CAMERAS if exists(layout.calibrated_partition(c, flavor)))
     if not found:
-        raise InputError(f"no calibrated {flavor!r} frames under {base}")
+        raise InputError(f"no calibrated {flavor!r} frames under {layout.calibrated}")
     return found
 
 
@@ -56,16 +51,15 @@ def read_view_dataset(data_root: str, camera: str, flavor: str, view: View):
     import pyarrow.parquet as pq
     import ray
 
-    path = partition_dir(data_root, camera, flavor)
-    if not is_uri(path):
-        files = sorted(glob.glob(f"{path}/mjd=*/*.parquet"))
-        if not files:
-            raise InputError(f"no calibrated frames for camera={camera} flavor={flavor} in {path}")
-        names = pq.read_schema(files[0]).names
-        if view.column not in names:
-            raise InputError(f"calibrated frames have no column {view.column!r}")
-    else:
-        names = [view.column, view.mask_column]
+    layout = Layout(data_root)
+    path = layout.calibrated_partition(camera, flavor)
+    files = list_files(path, ".parquet")
+    if not files:
+        raise InputError(f"no calibrated frames for camera={camera} flavor={flavor} in {path}")
+    fs, first = layout.filesystem(files[0])
+    names = pq.read_schema(first, filesystem=fs).names
+    if view.column not in names:
+        raise InputError(f"calibrated frames have no column {view.column!r}")
     cols = ["expnum", view.column] + ([view.mask_column] if view.mask_column in names else [])
     ds = ray.data.read_parquet(path, columns=cols, include_paths=True, partitioning=None)
     return ds.map_batches(_ToView(view), batch_format="numpy", batch_size=16)

@@ -3,41 +3,26 @@
 - ``curves``: validation (solid) and training (dashed) loss vs epoch, best trial per latent size;
 - ``loss_vs_latent``: final validation/test loss vs latent size, autoencoder and PCA;
 - ``reconstructions``: the same test frames, original and reconstructed at several latent sizes.
-Written under ``Layout.analysis/train/<camera>-<flavor>-*.png``.
+Written at ``Layout.train_figure(camera, flavor, kind)``, ``kind`` one of ``TRAIN_FIGURES``.
 """
 
 from __future__ import annotations
 
-import io
-
 import numpy as np
 import pandas as pd
 
-from arcray.io import atomic_write_bytes
+from arcray.analysis.figures import pyplot, save_png
 from arcray.model.store import load_model
-from arcray.paths import Layout, join
+from arcray.paths import Layout
 
-
-def _save(fig, path: str) -> str:
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
-    atomic_write_bytes(path, buf.getvalue())
-    return path
-
-
-def figure_dir(layout: Layout) -> str:
-    return join(layout.analysis, "train")
+DPI = 110
 
 
 def make_figures(layout: Layout, table: pd.DataFrame, histories: dict, test_frames: np.ndarray,
                  *, camera: str, flavor: str, n_frames: int = 3) -> list[str]:
     """Write the three figures; return their paths."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    out, prefix = [], join(figure_dir(layout), f"{camera}-{flavor}")
+    plt = pyplot()
+    out = []
     reg = table[table["registered"]].sort_values("latent")
     fig, ax = plt.subplots(figsize=(6, 4))
     for _, row in reg.iterrows():
@@ -49,8 +34,7 @@ def make_figures(layout: Layout, table: pd.DataFrame, histories: dict, test_fram
     ax.set(xlabel="epoch", ylabel="masked MSE (normalised)", yscale="log",
            title=f"{camera} {flavor}: training curves")
     ax.legend(fontsize=7)
-    out.append(_save(fig, f"{prefix}-curves.png"))
-    plt.close(fig)
+    out.append(save_png(fig, layout.train_figure(camera, flavor, "curves"), dpi=DPI))
 
     fig, ax = plt.subplots(figsize=(6, 4))
     ax.plot(reg["latent"], reg["best_val_loss"], "o-", label="autoencoder (val)")
@@ -61,16 +45,15 @@ def make_figures(layout: Layout, table: pd.DataFrame, histories: dict, test_fram
     ax.set(xlabel="latent size", ylabel="masked MSE (normalised)", yscale="log",
            title=f"{camera} {flavor}: loss vs latent size")
     ax.legend(fontsize=8)
-    out.append(_save(fig, f"{prefix}-loss_vs_latent.png"))
-    plt.close(fig)
+    out.append(save_png(fig, layout.train_figure(camera, flavor, "loss_vs_latent"), dpi=DPI))
 
     frames = np.asarray(test_frames)[:n_frames]
     if len(frames) and len(reg):
-        out.append(_reconstructions(plt, layout, reg, frames, camera, flavor, f"{prefix}-recon.png"))
+        out.append(_reconstructions(plt, layout, reg, frames, camera, flavor))
     return out
 
 
-def _reconstructions(plt, layout, reg, frames, camera, flavor, path) -> str:
+def _reconstructions(plt, layout, reg, frames, camera, flavor) -> str:
     lats = list(reg["latent"])
     fig, axes = plt.subplots(len(frames), 1 + len(lats), squeeze=False,
                              figsize=(1.8 * (1 + len(lats)), 1.8 * len(frames)))
@@ -87,9 +70,4 @@ def _reconstructions(plt, layout, reg, frames, camera, flavor, path) -> str:
     for a in axes.ravel():
         a.set_xticks([]), a.set_yticks([])
     fig.suptitle(f"{camera} {flavor}: test-night reconstructions (asinh stretch)", fontsize=9)
-    saved = _save(fig, path)
-    plt.close(fig)
-    return saved
-
-
-__all__ = ["make_figures", "figure_dir"]
+    return save_png(fig, layout.train_figure(camera, flavor, "recon"), dpi=DPI)

@@ -19,6 +19,7 @@ import torch
 from arcray.model.ae import AEConfig, build_autoencoder
 from arcray.model.loss import masked_sse_count
 from arcray.model.normalise import AsinhNormaliser
+from arcray.training.config import TrainConfig
 
 STATE_FILE = "state.pt"
 
@@ -115,32 +116,30 @@ def _resume(model, optimizer) -> tuple[int, float, int, list]:
 
 
 def train_loop_per_worker(config: dict) -> None:
-    """Ray Train loop. ``config``: ae_config, normaliser (dicts), lr, epochs, batch_size, patience,
-    weight_decay, seed, optional ``init_state`` (initial weights) and ``epoch_hook(epoch, rank)``
-    (called at each epoch start)."""
+    """Ray Train loop. ``config`` (``trainer.loop_config``): ``train`` (a ``TrainConfig`` as JSON,
+    validated again here), ``ae_config``, ``normaliser`` (dicts), optional ``init_state`` (initial
+    weights) and ``epoch_hook(epoch, rank)`` (called at each epoch start)."""
     import ray.train
     import ray.train.torch
 
-    ctx = ray.train.get_context()
-    rank = ctx.get_world_rank()
-    torch.manual_seed(int(config.get("seed", 0)))
+    cfg = TrainConfig.model_validate(config["train"])
+    rank = ray.train.get_context().get_world_rank()
+    torch.manual_seed(cfg.seed)
     device = ray.train.torch.get_device()
     model = build_autoencoder(AEConfig(**config["ae_config"]))
     if config.get("init_state") is not None:  # data-initialised archs (pca_res), made by the driver
         model.load_state_dict(config["init_state"])
-    optimizer = torch.optim.AdamW(model.parameters(), lr=float(config["lr"]),
-                                  weight_decay=float(config.get("weight_decay", 0.0)))
+    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     start, best, bad, history = _resume(model, optimizer)
     model = ray.train.torch.prepare_model(model)
     norm = AsinhNormaliser.from_dict(config["normaliser"])
-    autocast = device.type == "cuda" and bool(config.get("bf16", True))
-    bs = int(config.get("batch_size", 32))
-    cache, seed = bool(config.get("cache_shard", True)), int(config.get("seed", 0))
-    train_b = ShardBatches(ray.train.get_dataset_shard("train"), bs, cache=cache, shuffle=True,
-                           seed=seed)
-    val_b = ShardBatches(ray.train.get_dataset_shard("val"), bs, cache=cache, shuffle=False)
+    autocast = device.type == "cuda"  # bf16 on GPU
+    train_b = ShardBatches(ray.train.get_dataset_shard("train"), cfg.batch_size, cache=cfg.cache_shard,
+                           shuffle=True, seed=cfg.seed)
+    val_b = ShardBatches(ray.train.get_dataset_shard("val"), cfg.batch_size, cache=cfg.cache_shard,
+                         shuffle=False)
     hook = config.get("epoch_hook")
-    for epoch in range(start, int(config["epochs"])):
+    for epoch in range(start, cfg.epochs):
         if hook is not None:
             hook(epoch, rank)
         t0 = time.perf_counter()
@@ -150,11 +149,11 @@ def train_loop_per_worker(config: dict) -> None:
         va = run_epoch(model, val_b.epoch(epoch), norm, device, autocast=autocast)
         tr_sse, tr_n, tr_s, va_sse, va_n, va_s = _allreduce([*tr, *va])
         train_loss, val_loss = tr_sse / max(tr_n, 1.0), va_sse / max(va_n, 1.0)
-        if val_loss < best - float(config.get("min_delta", 0.0)):
+        if val_loss < best:
             best, bad = val_loss, 0
         else:
             bad += 1
-        stop = bad >= int(config.get("patience", 5))
+        stop = bad >= cfg.patience
         metrics = {"epoch": epoch, "train_loss": train_loss, "val_loss": val_loss,
                    "best_val_loss": best, "start_epoch": start, "train_samples": int(tr_s),
                    "samples_per_s": tr_s / max(t1 - t0, 1e-9), "early_stopped": int(stop)}

@@ -14,9 +14,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
-from pydantic import Field
-
-from arcray.config import StageConfig
 from arcray.errors import ArcrayError, ConfigError
 from arcray.model.ae import AEConfig, arch_config, build_autoencoder
 from arcray.model.loss import masked_mse_np
@@ -26,42 +23,11 @@ from arcray.model.pca_ae import init_model_from_data
 from arcray.model.store import save_model
 from arcray.model.view import View
 from arcray.paths import Layout
+from arcray.training.config import TrainConfig
 from arcray.training.data import PreparedData, prepare_data
 from arcray.training.loop import load_state, train_loop_per_worker
 
 log = logging.getLogger(__name__)
-
-
-class TrainConfig(StageConfig):
-    """One training run of one camera's autoencoder."""
-
-    camera: str = Field("b1", description="camera (b1, r1, b2, r2)")
-    flavor: str = Field("arc", description="frame flavor (arc or flat)")
-    arch: str = Field("pca_res", description="named architecture (arcray.model.ae.ARCHS)")
-    latent: int = Field(4, ge=1, le=64, description="latent size")
-    lr: float = Field(3e-4, gt=0, description="AdamW learning rate")
-    weight_decay: float = Field(1e-2, ge=0, description="AdamW weight decay")
-    epochs: int = Field(30, ge=1, description="maximum epochs")
-    batch_size: int = Field(32, ge=1, description="samples per batch per worker")
-    patience: int = Field(6, ge=1, description="early stopping: epochs without val improvement")
-    seed: int = Field(0, description="torch seed")
-    workers: int = Field(1, ge=1, description="Ray Train workers")
-    cpus_per_worker: int = Field(1, ge=1, description="logical CPUs per worker")
-    use_gpu: bool | None = Field(None, description="None = use a GPU when the cluster has one")
-    max_failures: int = Field(2, ge=0, description="worker-group restarts before giving up")
-    keep_checkpoints: int = Field(2, ge=1, description="checkpoints kept (best by val_loss)")
-    column: str = Field("windows", description="calibrated column: windows or binned")
-    window: int = Field(0, ge=0, description="window index (column=windows)")
-    crop: tuple[int, int, int, int] | None = Field((96, 96, 64, 64),
-                                                   description="(row0, col0, h, w) px; None = all")
-    downsample: int = Field(1, ge=1, description="block-mean downsampling factor")
-    cache_shard: bool = Field(True, description="keep each worker's data shard in memory after "
-                                                "the first epoch (small per-camera views)")
-    max_frames: int | None = Field(None, description="at most this many frames per split (smoke)")
-
-    def view(self) -> View:
-        return View(column=self.column, window=self.window, crop=self.crop,
-                    downsample=self.downsample)
 
 
 def resolve_use_gpu(use_gpu: bool | None) -> bool:
@@ -90,12 +56,11 @@ def initial_state(ae_cfg: AEConfig, prepared: PreparedData, *, limit: int = 2000
 
 def loop_config(cfg: TrainConfig, ae_cfg: AEConfig, normaliser: AsinhNormaliser,
                 **extra: Any) -> dict:
-    """The dict every worker's ``train_loop_per_worker`` receives."""
-    return {"ae_config": ae_cfg.to_dict(), "normaliser": normaliser.to_dict(), "lr": cfg.lr,
-            "weight_decay": cfg.weight_decay, "epochs": cfg.epochs, "batch_size": cfg.batch_size,
-            "patience": cfg.patience, "seed": cfg.seed, "cache_shard": cfg.cache_shard,
-            "camera": cfg.camera, "flavor": cfg.flavor,
-            "view": cfg.view().to_dict(), "config_hash": cfg.config_hash(), **extra}
+    """The dict every worker's ``train_loop_per_worker`` receives: the typed ``TrainConfig`` (as
+    JSON; the worker validates it again, so its defaults are the only ones), the model's
+    ``AEConfig``, the normaliser, and ``extra`` (``init_state``, ``epoch_hook``)."""
+    return {"train": cfg.to_json_dict(), "ae_config": ae_cfg.to_dict(),
+            "normaliser": normaliser.to_dict(), **extra}
 
 
 def build_trainer(loop_cfg: dict, datasets: dict, cfg: TrainConfig, *, storage_path: str,

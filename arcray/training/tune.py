@@ -26,8 +26,9 @@ from arcray.io import atomic_write_parquet, exists, provenance
 from arcray.model.ae import arch_config
 from arcray.paths import Layout
 from arcray.training.data import prepare_data
-from arcray.training.trainer import (TrainConfig, build_trainer, initial_state, loop_config,
-                                     model_config, pca_losses, register)
+from arcray.training.config import TrainConfig
+from arcray.training.trainer import (build_trainer, initial_state, loop_config, model_config, pca_losses,
+                                     register)
 
 log = logging.getLogger(__name__)
 

@@ -8,7 +8,7 @@ hidden random walk within the night, ``dx`` linear in humidity and collimator pi
 walk, ``sigma`` quadratic in temperature, ``A`` lamp ageing plus noise. The truth table has the
 state and its hidden parts (``*_hidden``), as ``SimLayout.truth`` does.
 
-``train_tiny_model`` fits a small autoencoder (H5's ``ConvAutoencoder``, plain torch, no Ray) and
+``train_tiny_model`` fits a small autoencoder (``arcray.model.ae``, plain torch, no Ray) and
 registers it with ``arcray.model.store.save_model`` so ``embed`` / ``regress`` can run on it.
 """
 
@@ -19,7 +19,10 @@ import pandas as pd
 import pyarrow as pa
 
 from arcray.io import atomic_write_parquet, provenance
-from arcray.paths import Layout
+from arcray.paths import Layout, join
+from arcray.tensors import tensor_array
+
+TRUTH_FILE = "truth.parquet"  # the world's true state, beside its calibrated/ (as SimLayout.truth)
 
 WINDOW = 64
 LINE_ROWS = (6.3, 14.8, 23.1, 29.7, 38.4, 45.2, 51.9, 58.6)
@@ -78,8 +81,6 @@ def world_states(n_nights: int = 20, per_night: int = 8, cameras=("b1",), walk: 
 
 def write_world(root: str, *, seed: int = 0, **kw) -> pd.DataFrame:
     """Write the calibrated frames under ``Layout(root)`` and ``<root>/truth.parquet``; return truth."""
-    from arcray.training.synthetic import tensor_array
-
     layout, states = Layout(root), world_states(seed=seed, **kw)
     rng = np.random.default_rng(seed + 1)
     meta_cols = ["MC1TEMDN", "AIRTEMP", "HUMIDITY", "ALT", "ROTPOS", "COLLA", "COLLB", "COLLC", "EXPTIME"]
@@ -96,7 +97,7 @@ def write_world(root: str, *, seed: int = 0, **kw) -> pd.DataFrame:
                              provenance(None, ["synthetic-analysis"]))
     truth = states[["expnum", "camera", "mjd", "dx", "dy", "sigma", "A",
                     "dx_hidden", "dy_hidden", "sigma_hidden", "A_hidden"]].assign(flavor="arc", hartmann="Out")
-    atomic_write_parquet(f"{layout.root}/truth.parquet", pa.Table.from_pandas(truth, preserve_index=False))
+    atomic_write_parquet(join(layout.root, TRUTH_FILE), pa.Table.from_pandas(truth, preserve_index=False))
     return truth
 
 
@@ -106,15 +107,17 @@ def train_tiny_model(root: str, camera: str, *, latent: int = 2, epochs: int = 6
     import pyarrow.parquet as pq
     import torch
 
-    from arcray.analysis.regress import split_labels
     from arcray.model.ae import arch_config, build_autoencoder
     from arcray.model.normalise import AsinhNormaliser
+    from arcray.model.split import split_labels
     from arcray.model.store import save_model
-    from arcray.model.view import View, arrow_to_ndarray
+    from arcray.model.view import View
+    from arcray.tensors import to_ndarray
 
     layout = Layout(root)
-    tab = pq.read_table(f"{layout.calibrated}/camera={camera}", columns=["mjd", "windows"], partitioning=None)
-    x = arrow_to_ndarray(tab.column("windows"))[:, 0].astype(np.float32)
+    tab = pq.read_table(layout.calibrated_partition(camera, "arc"), columns=["mjd", "windows"],
+                        partitioning=None)
+    x = to_ndarray(tab.column("windows"))[:, 0].astype(np.float32)
     x = x[split_labels(tab.column("mjd").to_numpy()) == "train"]
     norm = AsinhNormaliser.fit(x)
     torch.manual_seed(seed)

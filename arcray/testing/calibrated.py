@@ -13,9 +13,13 @@ import pandas as pd
 import pyarrow as pa
 
 from arcray.io import atomic_write_parquet, provenance
-from arcray.paths import Layout
+from arcray.paths import Layout, join
+from arcray.tensors import tensor_array
 
-SATURATION = 60000.0  # electrons
+# This fixture's windows are drawn in electrons and clipped here: a fixture's choice, not the
+# instrument's saturation (``arcray.instrument.SATURATION_ADU`` raw ADU, applied by calibration).
+FIXTURE_FULL_WELL_E = 60000.0
+TRUTH_FILE = "synthetic_truth.parquet"  # the fixture's known state, beside its calibrated/
 
 
 def render_window(size: int, dx: float, dy: float, sigma: float, amp: float,
@@ -30,8 +34,8 @@ def render_window(size: int, dx: float, dy: float, sigma: float, amp: float,
     py = (line_amp[:, None] * np.exp(-0.5 * ((yy[None, :] - ys[:, None]) / sigma) ** 2)).sum(0)
     img = np.outer(py, px) + 20.0
     img = rng.poisson(img).astype(np.float64) + rng.normal(0, read_noise, img.shape)
-    mask = (img >= SATURATION).astype(np.uint8)
-    return np.minimum(img, SATURATION).astype(np.float32), mask
+    mask = (img >= FIXTURE_FULL_WELL_E).astype(np.uint8)
+    return np.minimum(img, FIXTURE_FULL_WELL_E).astype(np.float32), mask
 
 
 def write_synthetic_dataset(root: str, *, mjds=tuple(range(60000, 60012)),
@@ -52,16 +56,8 @@ def write_synthetic_dataset(root: str, *, mjds=tuple(range(60000, 60012)),
                 _write_frame(layout, cam, flavor, mjd, expnum, np.stack(wins), np.stack(masks), st)
                 truth.append(dict(expnum=expnum, camera=cam, mjd=mjd, flavor=flavor, **st))
     df = pd.DataFrame(truth)
-    atomic_write_parquet(f"{layout.root}/synthetic_truth.parquet", pa.Table.from_pandas(df))
+    atomic_write_parquet(join(layout.root, TRUTH_FILE), pa.Table.from_pandas(df))
     return df
-
-
-def tensor_array(a: np.ndarray) -> pa.ExtensionArray:
-    """``[N, ...]`` numpy -> Arrow fixed-shape tensor column (one tensor per row)."""
-    a = np.ascontiguousarray(a)
-    typ = pa.fixed_shape_tensor(pa.from_numpy_dtype(a.dtype), list(a.shape[1:]))
-    storage = pa.FixedSizeListArray.from_arrays(pa.array(a.ravel()), int(np.prod(a.shape[1:])))
-    return pa.ExtensionArray.from_storage(typ, storage)
 
 
 def _write_frame(layout: Layout, cam: str, flavor: str, mjd: int, expnum: int, wins: np.ndarray,
@@ -78,8 +74,7 @@ def _write_frame(layout: Layout, cam: str, flavor: str, mjd: int, expnum: int, w
         "windows": tensor_array(wins[None]),
         "windows_mask": tensor_array(masks[None]),
         "binned": tensor_array(binned),
-        "binned_mask": pa.FixedShapeTensorArray.from_numpy_ndarray(
-            np.zeros(binned.shape, np.uint8)),
+        "binned_mask": tensor_array(np.zeros(binned.shape, np.uint8)),
     })
     atomic_write_parquet(layout.calibrated_frame(cam, flavor, mjd, expnum), table,
                          provenance(None, ["synthetic"]))

@@ -1,4 +1,4 @@
-"""Small seeded synthetic data with known answers for the analysis tests (H6)."""
+"""Small seeded latent tables and arc-like images with known answers, for the analysis tests."""
 
 from __future__ import annotations
 

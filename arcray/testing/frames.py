@@ -14,8 +14,8 @@ from typing import Any
 import numpy as np
 
 from arcray.calib.reader import header_from_text
-from arcray.instrument import (GEOMETRY, OBSERVATORY, RAW_SHAPE, SPLIT_COL, example_header_text,
-                               fiber_x, row_of_wavelength)
+from arcray.instrument import (GEOMETRY, OBSERVATORY, RAW_SHAPE, SATURATION_ADU, SPLIT_COL,
+                               example_header_text, fiber_x, row_of_wavelength)
 
 DEFAULT_BIAS = (1012.0, 987.5, 1040.25, 1003.0)  # ADU, amps 0..3
 LCO_ONLY = {"B2CAMT": 11.2, "B2CAMH": 7.5, "R2CAMT": 11.0, "R2CAMH": 8.1, "COLLT": 12.1, "COLLH": 6.0,
@@ -77,7 +77,7 @@ def make_raw_frame(camera: str = "b1", *, seed: int = 0, expnum: int = 380717, m
                    poisson: bool = False, header: dict[str, Any] | None = None) -> KnownFrame:
     """A full-size raw frame with known bias, gain, read noise and line positions.
 
-    ``saturate_wave``: one extra line there, bright enough (1e6 e-) to hit 65535 ADU.
+    ``saturate_wave``: one extra line there, bright enough (1e6 e-) to hit ``SATURATION_ADU``.
     ``subframe_rows``: ``(first, last)`` 1-based inclusive raw rows read (APO Hartmann: 850, 1400);
     every other raw row is exactly zero and the SUBFRAME keywords are set.
     """
@@ -108,7 +108,7 @@ def make_raw_frame(camera: str = "b1", *, seed: int = 0, expnum: int = 380717, m
     # rows outside every amp's data rows (pre-rows) keep the left/right bias of the nearest amp
     raw[: geo.amps[0].rows.start] = bias_adu[0]
     raw[geo.amps[2].rows.stop:] = bias_adu[2]  # rows beyond the amps' data rows: plain bias
-    adu = np.clip(np.rint(raw), 0, 65535).astype(np.uint16)
+    adu = np.clip(np.rint(raw), 0, SATURATION_ADU).astype(np.uint16)
     hdr = make_header(camera, expnum=expnum, mjd=mjd, **(header or {}))
     if subframe_rows is not None:
         first, last = subframe_rows
