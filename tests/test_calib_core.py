@@ -9,9 +9,9 @@ from arcray.calib import steps
 from arcray.calib.config import CalibConfig, CameraOverride, WindowSpec
 from arcray.calib.frame import calibrate_frame
 from arcray.calib.reader import read_raw
-from arcray.calib.testing import fits_bytes, gzip_bytes, make_raw_frame
 from arcray.errors import InputError
 from arcray.instrument import GEOMETRY, row_of_wavelength
+from arcray.testing.frames import fits_bytes, gzip_bytes, make_raw_frame
 
 
 @pytest.fixture(scope="module")
@@ -50,6 +50,40 @@ def test_electrons_recovered_row_overscan(r1_frame):
     assert cf.electrons.shape == (4128, 4114)
     assert "overscan:row" in cf.steps
     _check_recovered(r1_frame, cf)
+
+
+def test_provenance_lists_the_steps_that_ran(b1_sat):
+    full = calibrate_frame(b1_sat.raw, b1_sat.header, CalibConfig(overscan="row"))
+    fast = calibrate_frame(b1_sat.raw, b1_sat.header, CalibConfig(overscan="row"), keep_frame=False)
+    expected = ("unread_rows", "overscan:row", "trim", "gain", "mask:saturation,not_read,bad_columns",
+                "views:windows256,binned8")
+    assert full.steps == fast.steps == expected
+    # the verbs record themselves only inside recording(), each once, in the order they ran
+    assert steps.apply_gain(np.ones(3, np.uint16), 2.0).tolist() == [2.0, 2.0, 2.0]
+    with steps.recording() as ran:
+        steps.apply_gain(np.ones(3, np.uint16), 2.0)
+        steps.bias_level(b1_sat.raw, GEOMETRY["b1"].amps[0])
+        steps.apply_gain(np.ones(3, np.uint16), 2.0)
+    assert ran == ["gain", "overscan:median"]
+
+
+def test_verbs_write_into_out_buffers_and_match_the_full_frame(b1_sat):
+    geo = GEOMETRY["b1"]
+    cf = calibrate_frame(b1_sat.raw, b1_sat.header, CalibConfig())
+    unread = steps.unread_rows(b1_sat.raw, b1_sat.header, geo)
+    biases = [steps.bias_level(b1_sat.raw, a, read_rows=~unread, transient_cols=geo.transient_cols)
+              for a in geo.amps]
+    box = (2000, 2100, 2000, 2100)  # straddles all four amps
+    out = np.full((100, 100), np.nan, np.float32)
+    got = steps.electrons_of_box(b1_sat.raw, geo, biases, cf.gains, unread, box, out=out)
+    assert got is out and np.array_equal(out, cf.electrons[2000:2100, 2000:2100])
+    assert [p.amp.amp for p in steps.trim_regions(geo, box)] == [0, 1, 2, 3]
+    amp = geo.amps[3]
+    adu = steps.subtract_overscan(b1_sat.raw, amp, bias=biases[3])
+    assert adu.dtype == np.float32 and adu.shape == (amp.rows.stop - amp.rows.start, amp.cols.stop - amp.cols.start)
+    np.testing.assert_array_equal(steps.apply_gain(adu, cf.gains[3]), cf.electrons[amp.trim_rows, amp.trim_cols])
+    mask = steps.mask_of_box(b1_sat.raw, geo, saturation_adu=65535, unread=unread, box=box)
+    np.testing.assert_array_equal(mask, cf.mask[2000:2100, 2000:2100])
 
 
 def test_row_overscan_follows_a_bias_ramp():

@@ -1,7 +1,8 @@
 """``calibrate_frame``: raw ADU + header -> electrons, masks, windows, binned view, metadata. Pure.
 
-Steps, in order (recorded in ``CalibratedFrame.steps`` and the Parquet provenance):
-``unread_rows`` -> ``overscan:<method>`` -> ``trim`` -> ``gain`` -> ``mask`` -> ``views``.
+Steps, in order: ``unread_rows`` -> ``overscan:<method>`` -> ``trim`` -> ``gain`` -> ``mask`` ->
+``views``; the verbs of ``arcray.calib.steps`` record them as they run (``steps.recording``), and
+that list is ``CalibratedFrame.steps`` and the Parquet provenance.
 No value is ever clipped: saturated pixels keep their electrons and are masked; pixels of rows
 that were not read are set to 0 e- and masked ``NOT_READ``.
 """
@@ -59,20 +60,6 @@ def _biases(raw: np.ndarray, geo, cs, unread: np.ndarray) -> tuple[list[np.ndarr
     return levels, tuple(means)
 
 
-def _electrons(raw: np.ndarray, geo, levels: list[np.ndarray], gains: tuple[float, ...],
-               unread: np.ndarray) -> np.ndarray:
-    """The full trimmed frame in electrons (float32): ``float32(raw - bias) * float32(gain)``."""
-    electrons = np.empty(geo.trimmed_shape, np.float32)
-    for amp, bias, gain in zip(geo.amps, levels, gains):
-        out = electrons[amp.trim_rows, amp.trim_cols]
-        np.subtract(raw[amp.rows, amp.cols], bias, out=out, dtype=np.float32, casting="unsafe")
-        steps.apply_gain(out, gain, out=out)
-        rows = unread[amp.rows]
-        if rows.any():
-            out[rows] = 0.0
-    return electrons
-
-
 def calibrate_frame(raw: np.ndarray, header: dict[str, Any], config: CalibConfig | None = None, *,
                     camera: str | None = None, expnum: int | None = None,
                     keep_frame: bool = True) -> CalibratedFrame:
@@ -93,25 +80,32 @@ def calibrate_frame(raw: np.ndarray, header: dict[str, Any], config: CalibConfig
     geo = GEOMETRY[cam]
     cs = config.for_camera(cam)
     gains = tuple(cs.gains or instrument_gains(cam, meta["mjd"]))
-    unread = steps.unread_rows(raw, header, geo)
-    levels, bias_means = _biases(raw, geo, cs, unread)
-    size = config.window_size
-    origins = window_origins(cam, cs.windows, size)
-    masks = dict(saturation_adu=cs.saturation_adu, bad_columns=cs.bad_columns)
-    bin_args = dict(size=config.binned_size, factor=config.bin_factor, bad_fraction=config.binned_bad_fraction)
-    if not keep_frame and direct.binned_aligned(geo, config.binned_size, config.bin_factor):
-        electrons = mask = None
-        windows, windows_mask = direct.cut_windows_raw(raw, geo, levels, gains, unread, origins, size, **masks)
-        binned, binned_mask = direct.binned_view_raw(raw, geo, levels, gains, unread, **bin_args, **masks)
-    else:
-        electrons = _electrons(raw, geo, levels, gains, unread)
-        mask = steps.frame_mask(raw, geo, unread=unread, **masks)
-        windows, windows_mask = cut_windows(electrons, origins, size), cut_windows(mask, origins, size)
-        binned, binned_mask = binned_view(electrons, mask, **bin_args)
+    with steps.recording() as ran:
+        unread = steps.unread_rows(raw, header, geo)
+        levels, bias_means = _biases(raw, geo, cs, unread)
+        views = _views(raw, geo, config, cs, levels, gains, unread, keep_frame)
+        steps.record(f"views:windows{config.window_size},binned{config.bin_factor}")
+    electrons, mask, windows, windows_mask, origins, binned, binned_mask = views
     return CalibratedFrame(
         meta=meta, electrons=electrons, mask=mask, windows=windows, windows_mask=windows_mask,
         window_origins=origins, window_names=[w.name for w in cs.windows],
-        binned=binned, binned_mask=binned_mask, bias_adu=bias_means, gains=gains,
-        steps=("unread_rows", f"overscan:{cs.overscan}", "trim", "gain", "mask:saturation,not_read,"
-               "bad_columns", f"views:windows{size},binned{config.bin_factor}"),
+        binned=binned, binned_mask=binned_mask, bias_adu=bias_means, gains=gains, steps=tuple(ran),
     )
+
+
+def _views(raw, geo, config: CalibConfig, cs, levels, gains, unread, keep_frame: bool):
+    """``(electrons, mask, windows, windows_mask, origins, binned, binned_mask)``: from the full
+    frame, or (``keep_frame=False``, aligned binning) straight from the raw ADU."""
+    size = config.window_size
+    origins = window_origins(geo.camera, cs.windows, size)
+    masks = dict(saturation_adu=cs.saturation_adu, bad_columns=cs.bad_columns)
+    bin_args = dict(size=config.binned_size, factor=config.bin_factor, bad_fraction=config.binned_bad_fraction)
+    if not keep_frame and direct.binned_aligned(geo, config.binned_size, config.bin_factor):
+        windows, windows_mask = direct.cut_windows_raw(raw, geo, levels, gains, unread, origins, size, **masks)
+        binned, binned_mask = direct.binned_view_raw(raw, geo, levels, gains, unread, **bin_args, **masks)
+        return None, None, windows, windows_mask, origins, binned, binned_mask
+    electrons = steps.electrons_of_box(raw, geo, levels, gains, unread)
+    mask = steps.frame_mask(raw, geo, unread=unread, **masks)
+    windows, windows_mask = cut_windows(electrons, origins, size), cut_windows(mask, origins, size)
+    binned, binned_mask = binned_view(electrons, mask, **bin_args)
+    return electrons, mask, windows, windows_mask, origins, binned, binned_mask
