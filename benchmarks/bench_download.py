@@ -4,7 +4,7 @@ Both fetch the same full-size sdR frames from the same simulated archive server,
 a remote archive (default 50 ms latency per request, 20 MB/s per connection), and both verify each
 file the same way (length, gzip CRC by full decompression, FITS header, CAMERAS/EXPOSURE).
 
-    .venv/bin/python benchmarks/bench_download.py [--frames 48] [--actors 8] [--world DIR]
+    .venv/bin/python benchmarks/bench_download.py [--frames 48] [--workers 8] [--world DIR]
 
 Frames: a reduced one-night world is rendered once (cached in --world), and its frames are cloned
 under new exposure numbers (EXPOSURE card patched, recompressed) up to --frames, so the test set
@@ -30,7 +30,7 @@ import pyarrow.parquet as pq  # noqa: E402
 import requests  # noqa: E402
 
 from arcray.credentials import Credentials  # noqa: E402
-from arcray.ingest.download import DownloadConfig, run_download  # noqa: E402
+from arcray.pipeline.download import DownloadConfig, run_download  # noqa: E402
 from arcray.ingest.sas_client import verify_frame_bytes  # noqa: E402
 from arcray.paths import Layout, SimLayout, sas_relpath  # noqa: E402
 from arcray.raycluster import ensure_ray  # noqa: E402
@@ -112,7 +112,7 @@ def sequential(sas_url: str, frames, out_root: str) -> int:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--frames", type=int, default=48)
-    ap.add_argument("--actors", type=int, default=8)
+    ap.add_argument("--workers", type=int, default=8, help="download actors")
     ap.add_argument("--latency-ms", type=float, default=50)
     ap.add_argument("--bandwidth-mbps", type=float, default=20, help="MB/s per connection")
     ap.add_argument("--world", default=os.path.join(tempfile.gettempdir(), "arcray-bench-world"))
@@ -129,7 +129,7 @@ def main() -> None:
         ensure_ray()  # cluster start is not part of the measurement; actor start-up is
         layout = Layout(os.path.join(work, "pool"))
         write_manifest(layout.manifest, frames)
-        cfg = DownloadConfig(base_url=base_url, actors=args.actors, actor_cpus=0.25)
+        cfg = DownloadConfig(base_url=base_url, actors=args.workers, actor_cpus=0.25)
         t0 = time.monotonic()
         summary = run_download(layout, cfg, Credentials(USER, PASSWORD, "bench"))
         t_pool = time.monotonic() - t0
@@ -141,7 +141,7 @@ def main() -> None:
     mb, t_xfer = nbytes / 1e6, t_pool - summary.startup_s
     print(f"frames: {len(frames)}, {mb:.0f} MB, server: {faults} (MB/s per connection), load {os.getloadavg()[0]:.1f}")
     print(f"sequential requests loop: {t_seq:6.1f} s  {mb / t_seq:6.1f} MB/s  {len(frames) / t_seq:5.2f} files/s")
-    print(f"actor pool ({args.actors} actors):  {t_pool:6.1f} s  {mb / t_pool:6.1f} MB/s  "
+    print(f"actor pool ({args.workers} actors):  {t_pool:6.1f} s  {mb / t_pool:6.1f} MB/s  "
           f"{len(frames) / t_pool:5.2f} files/s (incl. {summary.startup_s:.1f} s actor start-up)")
     print(f"actor pool, after start-up: {t_xfer:6.1f} s  {mb / t_xfer:6.1f} MB/s")
     print(f"speed-up: {t_seq / t_pool:.2f}x end to end, {t_seq / t_xfer:.2f}x after actor start-up "

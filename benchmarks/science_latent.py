@@ -17,6 +17,7 @@ in-process with the same code as the Ray Train loop (``arcray.training.local``),
 from __future__ import annotations
 
 import argparse
+import os
 import tempfile
 
 import numpy as np
@@ -64,7 +65,7 @@ def regress_r2(z_train, s_train, z_test, s_test) -> dict:
     return out
 
 
-def main() -> None:
+def _args() -> argparse.Namespace:
     ap = argparse.ArgumentParser()
     ap.add_argument("--root", help="data root holding calibrated/")
     ap.add_argument("--truth", help="truth.parquet of the simulated world")
@@ -80,8 +81,11 @@ def main() -> None:
     ap.add_argument("--weight-decay", type=float, default=1e-2)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--batch-size", type=int, default=8)
-    args = ap.parse_args()
+    return ap.parse_args()
 
+
+def main() -> None:
+    args = _args()
     from arcray.model.ae import arch_config
     from arcray.model.loss import masked_mse_np
     from arcray.model.pca import fit_pca
@@ -98,7 +102,9 @@ def main() -> None:
         mjds = tuple(range(60000, 60030))
         write_synthetic_dataset(args.root, mjds=mjds, frames_per_night=8, cameras=(args.camera,),
                                 window_size=128, n_windows=1)
-        args.truth, crop = f"{args.root}/synthetic_truth.parquet", (32, 32, 64, 64)
+        from arcray.testing.calibrated import TRUTH_FILE
+
+        args.truth, crop = os.path.join(args.root, TRUTH_FILE), (32, 32, 64, 64)
     ensure_ray(num_cpus=8)
     data, norm = load_split_arrays(args.root, args.truth, args.camera, args.flavor,
                                    View(window=args.window, crop=crop))

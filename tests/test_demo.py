@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import os
+import re
 import stat
+import subprocess
+import sys
 from datetime import date
 
 import pytest
@@ -35,26 +38,51 @@ def test_password_is_random_private_and_stable(tmp_path):
     assert _password(str(tmp_path / "other")) != pw
 
 
-@pytest.mark.ray
+# Every line `arcray demo` prints, stdout and stderr together: arcray's own, nothing from Ray.
+STAGES = ("render", "scrape", "download", "calibrate", "tune", "embed", "analyze", "regress", "report")
+OWN_LINE = re.compile(rf"^(({'|'.join(STAGES)}|archive server|ray|seconds per stage|world|pipeline|report)"
+                      r":\s+\S.*)?$")
+
+
 @pytest.mark.slow
 @pytest.mark.timeout(900)
-def test_smoke_demo_runs_every_stage_and_fills_the_report(ray_local, tmp_path):
-    """The README's main command, end to end on a 5-night world: real server, login, Ray stages."""
+def test_smoke_demo_prints_only_its_own_lines_and_fills_every_report_section(tmp_path):
+    """The README's main command, end to end on a 5-night world, as a user runs it: real server,
+    login, a private local Ray instance, every stage; then the report, section by section, must
+    be filled from artefacts the run wrote (by their Layout names)."""
     import pandas as pd
 
     from arcray.paths import Layout
-    from arcray.pipeline.demo import SMOKE, run_demo
+    from arcray.report.html import build_report
 
-    lines = []
-    res = run_demo(str(tmp_path / "demo"), DemoConfig(**SMOKE), echo=lines.append)
-    assert set(res.seconds) == {"render", "scrape", "download", "calibrate", "tune", "analysis", "report"}
-    layout = Layout(res.root)
+    out = tmp_path / "demo"
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    proc = subprocess.run([sys.executable, "-m", "arcray", "demo", "--smoke", "--out", str(out)],
+                          capture_output=True, text=True, timeout=840, env=env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    lines = (proc.stdout + proc.stderr).splitlines()
+    assert [line for line in lines if not OWN_LINE.match(line)] == []
+    assert [line.split(":")[0] for line in proc.stdout.splitlines()[:len(STAGES) + 1]] == \
+        ["render", "archive server", *STAGES[1:]]
+    ray_lines = [line for line in lines if line.startswith("ray: ")]
+    assert len(ray_lines) == 1 and "dashboard http" in ray_lines[0]
+    logs = ray_lines[0].split(", logs in ")[1]
+    assert os.path.isfile(os.path.join(logs, "arcray-driver-stderr.log"))  # Ray's native stderr went there
+    password = (out / "secrets" / "archive-password").read_text().strip()
+    assert password not in proc.stdout + proc.stderr
+
+    layout = Layout(str(out / "pipeline"))
+    written = {os.path.join(d, f) for d, _, fs in os.walk(layout.root) for f in fs}
+    rep = build_report(layout.root)
+    assert {k for k, src in rep.sections.items() if not src} == set(), "every section is filled"
+    for key, src in rep.sections.items():
+        assert set(src) <= written, (key, set(src) - written)
+    page = open(rep.index).read()
+    assert "not run" not in page and page.count("<img") >= 10
     scores = pd.read_parquet(layout.scores)
     assert set(scores["camera"]) == {"b1", "r1"}
     assert {"autoencoder", "linear", "ridge", "gbr", "refarc"} <= set(scores["model"])
-    assert scores["mse"].notna().all() and (scores.loc[scores["n_px"] > 0, "px"] >= 0).all()
-    page = open(res.report).read()
-    assert "not run" not in page, "every report section is filled"
-    assert page.count("<img") >= 10
-    password = open(tmp_path / "demo" / "secrets" / "archive-password").read().strip()
-    assert not any(password in line for line in lines)
+    assert scores["mse"].notna().all() and (scores["mse"] > 0).all()
+    # px is NaN exactly where no shift was measurable (the smoke's 1-epoch tiny model decodes
+    # near-flat frames: benchmarks/science_predict.py checks px on the full demo)
+    assert scores["px"].isna().equals(scores["n_px"] == 0)

@@ -203,7 +203,7 @@ def test_gpu_worker_group_only_in_training_with_gpu_and_toleration():
 @pytest.mark.parametrize("bad", [
     {"scheduler": "cron"},
     {"podSecurityContext": {"runAsNonRoot": False}},
-    {"nightly": {"steps": ["scrape --out '{root}'"]}},
+    {"nightly": {"steps": ["scrape --root '{root}'"]}},
     {"image": {"tag": "latest"}},
     {"nightly": {"schedule": "every night"}},
     {"credentials": {"mailmanPassword": "hunter2"}},
@@ -224,9 +224,9 @@ def test_scheduled_entrypoints_run_the_right_nights():
     now = dt.datetime(2024, 1, 1, 14, 30, tzinfo=dt.timezone.utc)  # MJD 60310.604
     ctx = recurring.context(argv[3], now, root="/data/arcray")
     steps = [recurring.fill(s, ctx) for s in argv[argv.index("--step") + 1::2]]
-    assert steps[0] == ["scrape", "--out", "/data/arcray", "--months", "2024-01"]
+    assert steps[0] == ["scrape", "--root", "/data/arcray", "--months", "2024-01"]
     assert steps[1][-4:] == ["--mjd-min", "60310", "--mjd-max", "60310"]  # night ended 2024-01-01
-    assert steps[2] == ["calibrate", "--raw", "/data/arcray/raw", "--out", "/data/arcray"]
+    assert steps[2] == ["calibrate", "--root", "/data/arcray"]
     argv = shlex.split(crons["backfill"]["spec"]["jobTemplate"]["entrypoint"])
     assert argv[argv.index("--backfill-months") + 1] == "2"
     ctx = recurring.context("backfill", now, backfill_months=2)

@@ -35,8 +35,8 @@ def test_context_and_fill():
     ctx = recurring.context("backfill", now, backfill_months=2, root="/data/a")
     assert ctx["months"] == "2024-01..2024-02"
     assert (ctx["mjd_min"], ctx["mjd_max"]) == ("60310", "60369")  # 2024-01-01 .. 2024-02-29
-    assert recurring.fill("scrape --out {root} --months {months}", ctx) == \
-        ["scrape", "--out", "/data/a", "--months", "2024-01..2024-02"]
+    assert recurring.fill("scrape --root {root} --months {months}", ctx) == \
+        ["scrape", "--root", "/data/a", "--months", "2024-01..2024-02"]
     assert recurring.context("nightly", now, mjd=60100)["month"] == "2023-06"
     with pytest.raises(ConfigError, match=r"unknown placeholder \{night\}"):
         recurring.fill("download --mjd {night}", ctx)

@@ -17,9 +17,10 @@ import requests
 
 from arcray.credentials import Credentials
 from arcray.errors import AuthError
-from arcray.ingest.download import DownloadConfig, read_downloads, run_download, select_frames
+from arcray.ingest.manifest import read_downloads
 from arcray.ingest.sas_client import FrameTask, RetryPolicy, SasClient, VerifyError, verify_file
 from arcray.paths import Layout, SimLayout
+from arcray.pipeline.download import DownloadConfig, run_download, select_frames
 from tests.plugins.server_fixtures import MINI_PASSWORD, MINI_USER, build_mini_world, write_mini_frame
 
 FAST = RetryPolicy(max_attempts=8, backoff_s=0.01, backoff_max_s=0.05, connect_timeout_s=2, read_timeout_s=0.5)
@@ -178,7 +179,7 @@ def test_sigkill_half_way_then_rerun_resumes(ray_local, archive_server, tmp_path
     gcs = ray_local.get_runtime_context().gcs_address
     env = {**os.environ, **h.env, "RAY_ADDRESS": gcs, "PYTHONUNBUFFERED": "1"}
     proc = subprocess.Popen([sys.executable, "-m", "arcray", "download", "--base-url", h.base_url, "--root",
-                             layout.root, "--actors", "4", "--no-progress"], env=env,
+                             layout.root, "--workers", "4", "--no-progress"], env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     try:
         deadline = time.monotonic() + 60
@@ -254,14 +255,20 @@ def test_cli_download_exit_codes_and_summary(ray_local, archive_server, tmp_path
     layout = Layout(str(tmp_path / "data"))
     write_manifest(layout.manifest, [(60285, 380100, "arc", False), (60285, 380101, "flat", False)])
     monkeypatch.setenv("ARCRAY_SAS_USER", h.user)
-    args = ["download", "--base-url", h.base_url, "--root", layout.root, "--actors", "2", "--no-progress",
+    args = ["download", "--base-url", h.base_url, "--root", layout.root, "--workers", "2", "--no-progress",
             "--password-file", h.password_file]
     with pytest.raises(SystemExit) as exc:
         main(args)
     out, err = capsys.readouterr()
-    assert exc.value.code == 1 and "3 ok, 1 failed" in out and err.strip().count("\n") == 0
-    assert "3 ok, 1 failed" in err and h.password not in out + err
+    errors = [line for line in err.splitlines() if not line.startswith("ray: ")]
+    assert exc.value.code == 1 and out.startswith("download: 3 ok, 1 failed files (")
+    assert errors == [f"arcray: error: download 1 of 4 files failed (listed in {layout.downloads}); "
+                      "--max-failures allows 0"]
+    assert h.password not in out + err
     assert pq.read_table(layout.downloads).num_rows == 4
+    with pytest.raises(SystemExit) as exc:  # the same failure, allowed: exits 0
+        main(args + ["--max-failures", "1"])
+    assert exc.value.code == 0 and "3 ok, 1 failed" in capsys.readouterr().out
     bad = tmp_path / "bad-pw"
     bad.write_text("not-it\n")
     with pytest.raises(SystemExit) as exc:
@@ -269,7 +276,7 @@ def test_cli_download_exit_codes_and_summary(ray_local, archive_server, tmp_path
     out, err = capsys.readouterr()
     assert exc.value.code == 2 and "refused" in err and "not-it" not in err
     with pytest.raises(SystemExit) as exc:  # only complete frames selected: exits 0
-        main(["download", "--base-url", h.base_url, "--root", layout.root, "--camera", "b1", "--no-progress",
+        main(["download", "--base-url", h.base_url, "--root", layout.root, "--cameras", "b1", "--no-progress",
               "--password-file", h.password_file])
     assert exc.value.code == 0
     assert "2 ok, 0 failed" in capsys.readouterr().out

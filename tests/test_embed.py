@@ -35,7 +35,7 @@ def _run(args):
 
 def test_embed_regress_end_to_end(ray_local, world):
     root, truth = world
-    _run(["embed", "--root", root, "--latent", "2", "--actors", "1"])
+    _run(["embed", "--root", root, "--latent", "2", "--workers", "1"])
     path = Layout(root).latents_file("b1", "arc", 2)
     lat = pq.read_table(path).to_pandas()
     assert len(lat) == len(truth) == 30

@@ -10,13 +10,13 @@ import pyarrow.parquet as pq
 import pytest
 
 from arcray.credentials import Credentials
-from arcray.errors import AuthError
+from arcray.errors import AuthError, InputError
 from arcray.ingest.logparse import parse_archive
 from arcray.ingest.mailman_client import MailmanClient, find_login_form
-from arcray.ingest.manifest import MANIFEST_SCHEMA
-from arcray.ingest.scrape import parse_months, scrape
+from arcray.ingest.manifest import MANIFEST_SCHEMA, parse_months
 from arcray.io import read_provenance
 from arcray.paths import Layout, SimLayout
+from arcray.pipeline.scrape import scrape
 from arcray.sim.mailman import write_month_archives
 from tests.test_mailman_sim import make_exposures
 
@@ -84,8 +84,9 @@ def test_fetch_month_decompressed_cookie_expiry_and_5xx(archive_server, log_worl
 def test_parse_months():
     assert parse_months("2023-11..2024-01") == ["2023-11", "2023-12", "2024-01"]
     assert parse_months("2025-05,2023-12") == ["2023-12", "2025-05"]
-    for bad in ("2023-13", "2023-12..2023-11", "Dec"):
-        with pytest.raises(Exception):
+    for bad, why in (("2023-13", "use YYYY-MM"), ("2023-12..2023-11", "ends before it starts"),
+                     ("Dec", "use YYYY-MM"), (" , ", "no months")):
+        with pytest.raises(InputError, match=why):
             parse_months(bad)
 
 
@@ -97,7 +98,7 @@ def test_scrape_months_in_ray_tasks_incremental(archive_server, log_world, tmp_p
     months = ["2023-11", "2023-12", "2025-05", "2024-01"]
     s1 = scrape(h.base_url, out, months, _creds(h), use_ray=True)
     assert s1.fetched == ["2023-11", "2023-12", "2025-05"] and s1.missing == ["2024-01"]
-    assert s1.failed == {} and s1.warnings == []
+    assert s1.failed == {} and s1.warnings == [] and (s1.n_ok, s1.n_skipped, s1.n_failed) == (3, 0, 0)
     lay = Layout(out)
     merged = pq.read_table(lay.manifest)
     assert merged.schema.remove_metadata().equals(MANIFEST_SCHEMA)
@@ -126,7 +127,7 @@ def test_cli_scrape_wrong_password_exit_2_and_right_password(archive_server, log
     monkeypatch.setenv("ARCRAY_MAILMAN_USER", h.user)
     monkeypatch.setenv("NETRC", os.devnull)
     out = str(tmp_path / "o")
-    args = ["scrape", "--base-url", h.base_url, "--out", out, "--months", "2023-12", "--no-ray"]
+    args = ["scrape", "--base-url", h.base_url, "--root", out, "--months", "2023-12", "--no-ray"]
     with pytest.raises(SystemExit) as exc:
         main(args + ["--password-file", str(bad_pw)])
     bad = capsys.readouterr()
@@ -144,4 +145,5 @@ def test_cli_scrape_wrong_password_exit_2_and_right_password(archive_server, log
         rows = parse_archive(f.read()).rows
     arcs = {r.expnum for r in rows if r.flavor == "arc" and not r.is_hartmann}
     assert {int(x) for v in data["arcs"].values() for x in v} == arcs and len(arcs) >= 10
-    assert h.password not in ok.out + ok.err and "1 month(s)" in ok.err
+    assert h.password not in ok.out + ok.err
+    assert ok.err.startswith("scrape: 1 ok, 0 failed months (") and Layout(out).manifest in ok.err

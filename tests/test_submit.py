@@ -35,8 +35,8 @@ SECRET = "s3cret-never-sent"
 def test_stage_names_map_to_job_scripts():
     stages = dep.available_stages(ROOT)
     assert {"scrape", "download", "calibrate", "train", "report"} <= set(stages)
-    assert dep.entrypoint("scrape", ["--months", "2024-01..2024-02", "--out", "/d d"], ROOT) == \
-        "python jobs/scrape.py --months 2024-01..2024-02 --out '/d d'"
+    assert dep.entrypoint("scrape", ["--months", "2024-01..2024-02", "--root", "/d d"], ROOT) == \
+        "python jobs/scrape.py --months 2024-01..2024-02 --root '/d d'"
     with pytest.raises(ConfigError, match="unknown stage 'nope': choose one of analyze"):
         dep.stage_script("nope", ROOT)
 

@@ -43,3 +43,16 @@ def test_worker_killed_mid_run_resumes_from_checkpoint(ray_local, tmp_path):
     assert lm.meta["metrics"]["epochs_run"] == 3 and np.isfinite(lm.meta["metrics"]["test_loss"])
     assert lm.view.crop == (16, 16, 32, 32)
     assert lm.meta["metrics"]["pca_val_loss"] > 0
+
+
+def test_worker_loop_receives_the_typed_config_it_validates_again():
+    from arcray.model.ae import arch_config
+    from arcray.model.normalise import AsinhNormaliser
+    from arcray.training.trainer import loop_config
+
+    cfg = TrainConfig(camera="r1", latent=3, lr=1e-3, patience=2)
+    lcfg = loop_config(cfg, arch_config("tiny", 3, 32, 32), AsinhNormaliser(), init_state=None)
+    assert TrainConfig.model_validate(lcfg["train"]) == cfg  # one source of defaults: TrainConfig's
+    assert set(lcfg) == {"train", "ae_config", "normaliser", "init_state"}
+    defaults = TrainConfig.model_validate({})
+    assert (defaults.patience, defaults.weight_decay) == (6, 1e-2)

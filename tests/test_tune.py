@@ -1,55 +1,94 @@
-"""A tiny Ray Tune search (2 latent sizes, 1 epoch) through the real `arcray tune` command."""
+"""Ray Tune through the real `arcray tune` command: registered models, results, PCA, the best trial."""
 
 from __future__ import annotations
 
+import math
 import os
 
 import numpy as np
+import pandas as pd
 import pyarrow.parquet as pq
 import pytest
-from typer.testing import CliRunner
 
+from arcray.model.loss import masked_mse_np
+from arcray.model.pca import fit_pca
+from arcray.model.split import split_labels
 from arcray.model.store import load_model
-from arcray.paths import Layout
+from arcray.paths import TRAIN_FIGURES, Layout
 from arcray.testing.calibrated import write_synthetic_dataset
+from arcray.training.tune import best_trials
+
+
+def _pca_loss(layout: Layout, lm, latent: int, split: str) -> float:
+    """PCA's masked loss at ``latent`` on ``split`` nights, computed here from the calibrated files
+    and the model's own view and normaliser (the pipeline computes it through Ray Data)."""
+    tab = pq.read_table(layout.calibrated_partition("b1", "arc"), partitioning=None)
+    x, m = lm.view.extract_table(tab)
+    split_of = split_labels(tab.column("mjd").to_numpy())
+    y = lm.normaliser.forward(x)
+    p = fit_pca(y[split_of == "train"], latent, m[split_of == "train"])
+    ys, ms = y[split_of == split], m[split_of == split]
+    return masked_mse_np(p.decode(p.encode(ys, ms)), ys, ms)
 
 
 @pytest.mark.ray
 @pytest.mark.slow
-@pytest.mark.timeout(500)
-def test_tiny_tune_registers_models_and_writes_results(ray_local, tmp_path):
-    from arcray.cli.apps import app
-    from arcray.cli.main import _register
+@pytest.mark.timeout(600)
+def test_tune_registers_the_best_trial_per_latent_and_scores_pca(ray_local, tmp_path, capsys):
+    from arcray.cli.main import main
 
     data, out = str(tmp_path / "data"), str(tmp_path / "out")
     write_synthetic_dataset(data, cameras=("b1",), window_size=64, seed=5)
-    _register()
-    res = CliRunner().invoke(app, ["tune", "--data", data, "--out", out, "--camera", "all",
-                                   "--latents", "2,4", "--archs", "tiny", "--epochs", "1",
-                                   "--crop", "16,16,32,32"])
-    assert res.exit_code == 0, res.output
+    with pytest.raises(SystemExit) as exc:
+        main(["tune", "--root", data, "--out", out, "--latents", "2,4", "--archs", "tiny",
+              "--lrs", "0.003,0.00003", "--epochs", "2", "--crop", "16,16,32,32", "--no-progress"])
+    stdout = capsys.readouterr().out
+    assert exc.value.code == 0
     layout = Layout(out)
     table = pq.read_table(layout.tune_results).to_pandas()
-    assert sorted(table["latent"]) == [2, 4] and set(table["camera"]) == {"b1"}
-    assert (table["status"] == "ok").all() and table["registered"].all()
-    assert (table["epochs_run"] == 1).all()
-    assert (table["pca_val_loss"] > 0).all() and table["test_loss"].notna().all()
-    for lat in (2, 4):
+    assert sorted(table["latent"]) == [2, 2, 4, 4] and set(table["camera"]) == {"b1"}
+    assert (table["status"] == "ok").all() and table["registered"].sum() == 2
+    for lat, grp in table.groupby("latent"):
+        best = grp.loc[grp["best_val_loss"].idxmin()]
+        assert best["registered"] and not grp.drop(index=best.name)["registered"].any()
         lm = load_model(layout.model_dir("b1", "arc", lat))
         assert lm.latent == lat and lm.meta["arch"] == "tiny"
+        assert lm.meta["metrics"]["trial_id"] == best["trial_id"] and lm.meta["metrics"]["lr"] == best["lr"]
+        assert lm.meta["metrics"]["val_loss"] == pytest.approx(best["best_val_loss"])
+        # PCA's loss at the same latent, on the validation nights, as computed independently
+        assert grp["pca_val_loss"].to_numpy() == pytest.approx(_pca_loss(Layout(data), lm, lat, "val"), rel=1e-5)
+        assert np.isfinite(best["test_loss"]) and math.isnan(grp.drop(index=best.name)["test_loss"].iloc[0])
         x = np.full((2, 32, 32), 100.0, np.float32)
         assert lm.encode(x).shape == (2, lat) and lm.decode(lm.encode(x)).shape == (2, 32, 32)
-    figs = sorted(os.listdir(os.path.join(layout.analysis, "train")))
-    assert figs == ["b1-arc-curves.png", "b1-arc-loss_vs_latent.png", "b1-arc-recon.png"]
-    assert "b1 latent=2" in res.output and "b1 latent=4" in res.output
+    assert table.groupby("latent")["pca_val_loss"].first().is_monotonic_decreasing
+    for kind in TRAIN_FIGURES:
+        assert os.path.getsize(layout.train_figure("b1", "arc", kind)) > 1000
+    assert "b1 latent=2" in stdout and "b1 latent=4" in stdout
+    assert "tune: 4 ok, 0 failed trials (2 models registered, " in stdout
 
 
-def test_cli_rejects_bad_options(tmp_path):
+def test_best_trials_picks_the_lowest_validation_loss_among_completed_trials():
+    table = pd.DataFrame({
+        "camera": ["b1", "b1", "b1", "r1", "r1", "b1"], "latent": [2, 2, 4, 2, 2, 4],
+        "status": ["ok", "ok", "ok", "failed", "ok", "ok"],
+        "best_val_loss": [0.5, 0.2, 0.3, 0.01, 0.4, 0.1],
+        "checkpoint_path": ["a", "b", "c", None, "e", None],  # the last one left no checkpoint
+    })
+    assert best_trials(table) == [1, 2, 4]
+
+
+def test_cli_rejects_bad_options(tmp_path, capsys):
     from arcray.cli.main import main
 
-    with pytest.raises(SystemExit) as e:
-        main(["tune", "--data", str(tmp_path), "--out", str(tmp_path), "--latents", "a,b"])
-    assert e.value.code == 2
-    with pytest.raises(SystemExit) as e:
-        main(["train", "--data", str(tmp_path), "--out", str(tmp_path), "--latent", "99"])
-    assert e.value.code == 2
+    for args, message in (
+        (["tune", "--root", str(tmp_path), "--latents", "a,b"],
+         "arcray: error: --latents must be comma-separated integers, got 'a,b'"),
+        (["train", "--root", str(tmp_path), "--latent", "99"],
+         "arcray: error: bad training options: Input should be less than or equal to 64"),
+        (["tune", "--root", str(tmp_path), "--cameras", "b1,x9"],
+         "arcray: error: --cameras: unknown x9; valid: b1, r1, b2, r2"),
+    ):
+        with pytest.raises(SystemExit) as e:
+            main(args)
+        out, err = capsys.readouterr()
+        assert e.value.code == 2 and out == "" and err == message + "\n"

@@ -7,76 +7,50 @@ from typing import Annotated, Optional
 import typer
 
 from arcray.cli.apps import app
-from arcray.errors import ConfigError
+from arcray.cli.options import (Cameras, Flavor, Latent, RayAddress, Root, check_flavor, check_latent, choices,
+                                smoke_option, workers_option)
 
-Root = Annotated[str, typer.Option("--root", help="Pipeline root (Layout): calibrated/, models/, latents/...")]
-Flavor = Annotated[str, typer.Option("--flavor", help="arc or flat.")]
-Latent = Annotated[int, typer.Option("--latent", help="Latent size of the registered models to use.")]
-Cameras = Annotated[Optional[str], typer.Option("--camera", help="Comma-separated cameras (default: all with a model).")]
-Address = Annotated[Optional[str], typer.Option("--address", help="Ray cluster address (default: local).")]
-Actors = Annotated[int, typer.Option("--actors", help="Size of the Ray Data actor pool.")]
-Smoke = Annotated[bool, typer.Option("--smoke", help="A few frames only (CI).")]
-
-
-def _cams(text: str | None) -> list[str] | None:
-    if not text or text == "all":
-        return None
-    from arcray.instrument import CAMERAS
-
-    cams = [c.strip() for c in text.split(",") if c.strip()]
-    bad = [c for c in cams if c not in CAMERAS]
-    if bad:
-        raise ConfigError(f"unknown camera(s) {', '.join(bad)}; choose from {', '.join(CAMERAS)}")
-    return cams
-
-
-def _check(flavor: str, latent: int) -> None:
-    if flavor not in ("arc", "flat"):
-        raise ConfigError(f"--flavor must be arc or flat, got {flavor!r}")
-    if latent < 1:
-        raise ConfigError(f"--latent must be >= 1, got {latent}")
+Workers = Annotated[int, workers_option("Ray Data actors (each holds every camera's model; a GPU each "
+                                        "when the cluster has GPUs)")]
 
 
 @app.command("embed")
-def embed_cmd(root: Root = ".", flavor: Flavor = "arc", latent: Latent = 2, camera: Cameras = None,
-              actors: Actors = 2, address: Address = None, smoke: Smoke = False) -> None:
-    """Encode every calibrated frame with its camera's registered model into the latents dataset."""
-    _check(flavor, latent)
-    cams = _cams(camera)
+def embed_cmd(root: Root, flavor: Flavor = "arc", latent: Latent = 2, cameras: Cameras = None,
+              workers: Workers = 2, address: RayAddress = None,
+              smoke: Annotated[bool, smoke_option("16 frames per camera, one actor")] = False) -> None:
+    """Encode every calibrated frame with its camera's registered model into ROOT/latents/."""
+    check_flavor(flavor), check_latent(latent)
     from arcray.pipeline.embed import embed
     from arcray.raycluster import ensure_ray
 
     ensure_ray(address)
-    out = embed(root, flavor=flavor, latent=latent, cameras=cams, n_actors=1 if smoke else actors,
-                max_frames=16 if smoke else None)
-    for cam, path in out.items():
-        typer.echo(f"{cam}: {path}")
+    summary = embed(root, flavor=flavor, latent=latent, cameras=cameras, n_actors=1 if smoke else workers,
+                    max_frames=16 if smoke else None)
+    typer.echo(summary.line())
 
 
 @app.command("analyze")
-def analyze_cmd(root: Root = ".", flavor: Flavor = "arc", latent: Latent = 2, smoke: Smoke = False) -> None:
-    """Latent scatter, Pearson matrix, drift and out-of-distribution frames (figures + tables)."""
-    _check(flavor, latent)
+def analyze_cmd(root: Root, flavor: Flavor = "arc", latent: Latent = 2) -> None:
+    """Latent scatter, Pearson matrix, drift and out-of-distribution frames (ROOT/analysis/)."""
+    check_flavor(flavor), check_latent(latent)
     from arcray.pipeline.analysis import run_analyze
 
-    out = run_analyze(root, flavor=flavor, latent=latent)
-    typer.echo(f"analysis: {len(out)} artefacts written")
+    typer.echo(run_analyze(root, flavor=flavor, latent=latent).line())
 
 
 @app.command("regress")
-def regress_cmd(root: Root = ".", flavor: Flavor = "arc", latent: Latent = 2,
+def regress_cmd(root: Root, flavor: Flavor = "arc", latent: Latent = 2,
                 regressors: Annotated[str, typer.Option("--regressors", help="Comma-separated: linear,ridge,gbr,refarc.")]
                 = "linear,ridge,gbr,refarc",
                 truth: Annotated[Optional[str], typer.Option("--truth", help="Simulated world's truth.parquet (scores vs the true state).")] = None,
-                actors: Actors = 2, address: Address = None, smoke: Smoke = False) -> None:
-    """Fit metadata -> latent regressors per camera, decode predictions in batch, score them."""
-    _check(flavor, latent)
+                workers: Workers = 2, address: RayAddress = None,
+                smoke: Annotated[bool, smoke_option("no gradient boosting, one decoding actor")] = False) -> None:
+    """Fit metadata -> latent regressors per camera, decode predictions in batch, score them
+    (ROOT/regress/)."""
+    check_flavor(flavor), check_latent(latent)
     from arcray.analysis.regress import REGRESSORS
 
-    kinds = [k.strip() for k in regressors.split(",") if k.strip()]
-    bad = [k for k in kinds if k not in REGRESSORS]
-    if bad or not kinds:
-        raise ConfigError(f"unknown regressor(s) {', '.join(bad) or '(none)'}; choose from {', '.join(REGRESSORS)}")
+    kinds = list(choices(regressors, "--regressors", REGRESSORS))
     if smoke:
         kinds = [k for k in kinds if k != "gbr"] or ["linear"]
     from arcray.analysis.scores import mse_pivot
@@ -84,15 +58,17 @@ def regress_cmd(root: Root = ".", flavor: Flavor = "arc", latent: Latent = 2,
     from arcray.raycluster import ensure_ray
 
     ensure_ray(address)
-    res = run_regress(root, flavor=flavor, latent=latent, kinds=kinds, truth=truth,
-                      n_actors=1 if smoke else actors)
-    typer.echo(mse_pivot(res["scores"], "mse").to_string(float_format=lambda v: f"{v:.4g}"))
-    typer.echo(mse_pivot(res["scores"], "px").to_string(float_format=lambda v: f"{v:.3f}"))
+    summary = run_regress(root, flavor=flavor, latent=latent, kinds=kinds, truth=truth,
+                          n_actors=1 if smoke else workers)
+    scores = summary.tables["scores"]
+    typer.echo(mse_pivot(scores, "mse").to_string(float_format=lambda v: f"{v:.4g}"))
+    typer.echo(mse_pivot(scores, "px").to_string(float_format=lambda v: f"{v:.3f}"))
+    typer.echo(summary.line())
 
 
 @app.command("report")
-def report_cmd(root: Root = ".", smoke: Smoke = False) -> None:
-    """Write the static HTML report (index.html + figures) from whatever stages have run."""
+def report_cmd(root: Root) -> None:
+    """Write the static HTML report (ROOT/report/index.html + figures) from whatever stages have run."""
     from arcray.report.html import build_report
 
     typer.echo(build_report(root).line())

@@ -7,24 +7,27 @@ from typing import Annotated, Optional
 import typer
 
 from arcray.cli.apps import app
-from arcray.errors import ConfigError, PartialFailure
+from arcray.cli.options import MaxFailuresOpt, Progress, RayAddress, Root, smoke_option, workers_option
+from arcray.errors import ConfigError
 
 
 @app.command("calibrate")
 def calibrate(
-    raw: Annotated[str, typer.Option("--raw", help="Directory tree of sdR-*.fit.gz, or a downloads "
-                                                   "table / manifest (.parquet).")],
-    out: Annotated[str, typer.Option("--out", "--root", help="arcray data root; frames go to "
-                                                             "<out>/calibrated/camera=/flavor=/mjd=/.")],
+    root: Root,
+    raw: Annotated[Optional[str], typer.Option(
+        "--raw", help="Frames to calibrate: a directory tree of sdR-*.fit.gz, or a downloads table / "
+                      "manifest (.parquet). Default: ROOT's downloaded frames (raw/).")] = None,
     overscan: Annotated[str, typer.Option("--overscan", help="Bias: 'median' (per amp) or 'row'.")] = "median",
     full_frame: Annotated[str, typer.Option("--full-frame", help="Also store the full frame: none, "
                                                                  "float32 (67 MB/frame), float16.")] = "none",
-    workers: Annotated[int, typer.Option("--workers", min=1, help="Calibration actors (1 CPU each).")] = 2,
-    address: Annotated[Optional[str], typer.Option("--address", help="Ray cluster (default: local).")] = None,
-    smoke: Annotated[bool, typer.Option("--smoke", help="Only the first few frames.")] = False,
-    progress: Annotated[Optional[bool], typer.Option("--progress/--no-progress", help="Progress bar.")] = None,
+    workers: Annotated[int, workers_option("calibration actors (1 CPU each)")] = 2,
+    max_failures: MaxFailuresOpt = None,
+    address: RayAddress = None,
+    smoke: Annotated[bool, smoke_option("the first few frames only")] = False,
+    progress: Progress = None,
 ) -> None:
-    """Calibrate raw frames (overscan, gain, masks, no clipping); ends with `N ok, M failed`."""
+    """Calibrate raw frames (overscan, gain, masks, no clipping) into ROOT/calibrated/; bad frames
+    are listed in ROOT/calibrated_failures.parquet."""
     from pydantic import ValidationError
 
     from arcray.calib.config import CalibConfig
@@ -36,16 +39,13 @@ def calibrate(
         cfg = CalibConfig(overscan=overscan, full_frame=full_frame)
     except ValidationError as exc:
         err = exc.errors()[0]
-        raise ConfigError(f"bad calibrate options: {err['loc'][0]}: {err['msg']}") from None
-    layout = Layout(out)
-    total = len(discover_inputs(raw))
+        raise ConfigError(f"bad calibrate options: --{str(err['loc'][0]).replace('_', '-')}: {err['msg']}") from None
+    layout = Layout(root)
+    source = raw or layout.raw_root
+    total = len(discover_inputs(source))
     total = min(total, SMOKE_FRAMES) if smoke else total
-    try:
-        with progress_bar("calibrate", total, unit="frames", enabled=progress) as advance:
-            summary = run_calibrate(raw, layout, cfg, workers=workers, smoke=smoke, progress=advance,
-                                    address=address)
-    except PartialFailure as exc:
-        typer.echo(f"{exc.n_ok} ok, {exc.n_failed} failed")
-        raise
+    with progress_bar("calibrate", total, unit="frames", enabled=progress) as advance:
+        summary = run_calibrate(source, layout, cfg, workers=workers, smoke=smoke, progress=advance,
+                                address=address)
     typer.echo(summary.line())
-    typer.echo(f"calibrated dataset: {layout.calibrated}")
+    max_failures.check(summary)

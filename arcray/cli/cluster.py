@@ -11,10 +11,7 @@ from typing import Annotated, Optional
 import typer
 
 from arcray.cli.apps import app, jobs_app
-
-AddressOpt = Annotated[str, typer.Option(
-    "--address", envvar="RAY_API_SERVER_ADDRESS",
-    help="Ray dashboard URL of the cluster, e.g. http://HEAD:8265.")]
+from arcray.cli.options import DashboardAddress as AddressOpt
 
 
 @app.command(

@@ -45,10 +45,16 @@ def _register() -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Run the CLI. Usage errors are Click's (exit 2); library errors become one line + exit code."""
+    """Run the CLI. Usage errors are Click's (exit 2); library errors become one line + exit code.
+
+    Inside ``terminal_session`` the first Ray connection prints one ``ray: ...`` line (dashboard,
+    log directory) and Ray's native stderr goes to that log directory (``arcray.raycluster``)."""
+    from arcray.raycluster import terminal_session
+
     _register()
     try:
-        app(args=argv, prog_name="arcray")
+        with terminal_session(lambda line: typer.echo(line, err=True)):
+            app(args=argv, prog_name="arcray")
     except ArcrayError as exc:
         typer.secho(f"arcray: error: {exc}", err=True, fg="red")
         sys.exit(exc.exit_code)

@@ -8,6 +8,7 @@ from typing import Annotated, Optional
 import typer
 
 from arcray.cli.apps import app
+from arcray.cli.options import MaxFailuresOpt, Progress, RayAddress, smoke_option
 
 DEFAULT_BASE_URL = "https://mailman.sdss.org"
 
@@ -18,8 +19,9 @@ def scrape_cmd(
         help="With --from-file: saved monthly archives (.txt or .txt.gz).", show_default=False)] = None,
     base_url: Annotated[str, typer.Option(
         "--base-url", help="Mailman host (or the full private-archive URL).")] = DEFAULT_BASE_URL,
-    out: Annotated[Optional[str], typer.Option(
-        "--out", "--root", help="Artefact root (directory or pyarrow/fsspec URI).")] = None,
+    root: Annotated[Optional[str], typer.Option(
+        "--root", help="Pipeline root (directory or pyarrow/fsspec URI); the manifest goes to "
+                       "ROOT/manifest/ (not needed with --from-file).")] = None,
     months: Annotated[Optional[str], typer.Option(
         "--months", help="YYYY-MM..YYYY-MM (inclusive) or a comma list.")] = None,
     refresh: Annotated[bool, typer.Option("--refresh", help="Fetch months already scraped again.")] = False,
@@ -31,10 +33,11 @@ def scrape_cmd(
         "--from-file", help="Parse the archives given as PATHS offline instead of scraping.")] = False,
     as_json: Annotated[bool, typer.Option(
         "--json", help="Print the study JSON {arcs, flats} (Hartmann excluded) to stdout.")] = False,
-    smoke: Annotated[bool, typer.Option("--smoke", help="Scrape only the first requested month.")] = False,
-    address: Annotated[Optional[str], typer.Option(
-        "--address", help="Ray cluster address (default: RAY_ADDRESS or a local instance).")] = None,
-    no_ray: Annotated[bool, typer.Option("--no-ray", help="Fetch months sequentially, without Ray.")] = False,
+    max_failures: MaxFailuresOpt = None,
+    address: RayAddress = None,
+    no_ray: Annotated[bool, typer.Option("--no-ray", help="Fetch months one after the other, without Ray.")] = False,
+    smoke: Annotated[bool, smoke_option("the first requested month only")] = False,
+    progress: Progress = None,
 ) -> None:
     """Scrape the sloan-25mlog archive into the exposure manifest (incremental per month)."""
     from arcray.errors import ConfigError
@@ -43,40 +46,42 @@ def scrape_cmd(
     if from_file:
         if not paths:
             raise ConfigError("--from-file needs at least one archive PATH")
-        from arcray.ingest.scrape import parse_files
+        from arcray.ingest.manifest import parse_files
 
         table, warnings = parse_files(paths)
         _warn(warnings)
         if as_json:
             typer.echo(json.dumps(study_json(table), indent=1, sort_keys=True))
         else:
-            typer.echo(f"{table.num_rows} exposures in {len(paths)} file(s)", err=True)
+            typer.echo(f"scrape: {table.num_rows} exposures in {len(paths)} file(s)", err=True)
         return
     if paths:
         raise ConfigError(f"unexpected arguments {paths!r} (archive files need --from-file)")
-    if not out or not months:
+    if not root or not months:
         raise ConfigError("arcray scrape needs --root ROOT and --months (or --from-file PATH ...)")
-    summary = _scrape(base_url, out, months, user, password_file, refresh, smoke, address, no_ray)
+    summary = _scrape(base_url, root, months, user, password_file, refresh, smoke, address, no_ray, progress)
+    typer.echo(summary.line(), err=as_json)  # stdout carries the JSON
     if as_json:
         import pyarrow.parquet as pq
 
         from arcray.paths import Layout
 
-        fs, path = Layout(out).filesystem(summary.manifest_path)
+        fs, path = Layout(root).filesystem(summary.manifest_path)
         typer.echo(json.dumps(study_json(pq.read_table(path, filesystem=fs)), indent=1, sort_keys=True))
+    max_failures.check(summary)
 
 
-def _scrape(base_url, out, months, user, password_file, refresh, smoke, address, no_ray):
+def _scrape(base_url, root, months, user, password_file, refresh, smoke, address, no_ray, progress):
     from arcray.credentials import resolve
-    from arcray.errors import PartialFailure
     from arcray.ingest.mailman_client import archive_url
-    from arcray.ingest.scrape import parse_months, scrape
-    from arcray.paths import Layout
+    from arcray.ingest.manifest import parse_months
     from arcray.io import exists
+    from arcray.paths import Layout
+    from arcray.pipeline.scrape import scrape
     from arcray.progress import progress_bar
 
     wanted = parse_months(months)[:1] if smoke else parse_months(months)
-    layout = Layout(out)
+    layout = Layout(root)
     need_fetch = refresh or any(not exists(layout.manifest_month(m)) for m in wanted)
     creds = resolve("mailman", archive_url(base_url), user=user, password_file=password_file) \
         if need_fetch else None
@@ -84,16 +89,11 @@ def _scrape(base_url, out, months, user, password_file, refresh, smoke, address,
         from arcray.raycluster import ensure_ray
 
         ensure_ray(address)
-    with progress_bar("scrape months", len(wanted)) as advance:
-        summary = scrape(base_url, out, wanted, creds, refresh=refresh, use_ray=not no_ray,
+    with progress_bar("scrape", len(wanted), unit="months", enabled=progress) as advance:
+        summary = scrape(base_url, root, wanted, creds, refresh=refresh, use_ray=not no_ray,
                          on_done=lambda _r: advance())
-    _warn(summary.warnings + [f"month {m} is not in the archive" for m in summary.missing])
-    typer.echo(f"scraped {len(summary.fetched)} month(s), {len(summary.cached)} already scraped, "
-               f"{summary.n_exposures} exposures -> {summary.manifest_path}", err=True)
-    if summary.failed:
-        detail = "; ".join(f"{m}: {r}" for m, r in sorted(summary.failed.items()))
-        raise PartialFailure(f"{len(summary.failed)} month(s) failed: {detail}",
-                             n_ok=len(summary.fetched), n_failed=len(summary.failed))
+    _warn(summary.warnings + [f"month {m} is not in the archive" for m in summary.missing]
+          + [f"month {m} failed: {r}" for m, r in sorted(summary.failed.items())])
     return summary
 
 

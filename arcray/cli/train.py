@@ -7,43 +7,34 @@ from typing import Annotated, Optional
 import typer
 
 from arcray.cli.apps import app
+from arcray.cli.options import (Cameras, Flavor, MaxFailuresOpt, Progress, RayAddress, Root, check_flavor,
+                                csv, floats, ints, smoke_option, workers_option)
 from arcray.errors import ConfigError
 
-Data = Annotated[str, typer.Option("--data", "--root", help="Root holding calibrated/ (Layout root).")]
-Out = Annotated[Optional[str], typer.Option("--out", help="Output root (models/, runs/, tune/, "
-                                                          "analysis/); default: the --data root.")]
-Camera = Annotated[str, typer.Option("--camera", help="b1, r1, b2, r2 or 'all'.")]
-Flavor = Annotated[str, typer.Option("--flavor", help="arc or flat.")]
-Epochs = Annotated[Optional[int], typer.Option("--epochs", help="Maximum epochs.")]
-Workers = Annotated[int, typer.Option("--workers", help="Ray Train workers per run.")]
-Address = Annotated[Optional[str], typer.Option("--address", help="Ray cluster address.")]
-Smoke = Annotated[bool, typer.Option("--smoke", help="One epoch, few frames, tiny model.")]
+Out = Annotated[Optional[str], typer.Option(
+    "--out", help="A different root to write models/, runs/, tune/ and the training figures to "
+                  "(default: --root).")]
+Epochs = Annotated[Optional[int], typer.Option("--epochs", min=1, help="Maximum epochs.")]
+Workers = Annotated[int, workers_option("Ray Train workers per training run (DDP)")]
+Smoke = Annotated[bool, smoke_option("one epoch of the tiny model on at most 64 frames per split")]
 Crop = Annotated[str, typer.Option("--crop", help="row0,col0,h,w of the window, or 'none'.")]
+Window = Annotated[int, typer.Option("--window", help="Window index.")]
+Downsample = Annotated[int, typer.Option("--downsample", help="Block-mean factor.")]
 
 
 def _crop(text: str):
     if text.strip().lower() in ("none", ""):
         return None
-    try:
-        vals = tuple(int(v) for v in text.split(","))
-    except ValueError:
-        raise ConfigError(f"--crop must be row0,col0,h,w or none, got {text!r}") from None
+    vals = ints(text, "--crop")
     if len(vals) != 4:
         raise ConfigError(f"--crop must have 4 integers, got {text!r}")
-    return vals
+    return tuple(vals)
 
 
-def _ints(text: str, what: str) -> list[int]:
-    try:
-        return [int(v) for v in text.split(",") if v.strip()]
-    except ValueError:
-        raise ConfigError(f"{what} must be comma-separated integers, got {text!r}") from None
-
-
-def _base(camera, flavor, arch, latent, epochs, workers, smoke, crop, window, downsample, lr):
+def _base(flavor, arch, latent, epochs, workers, smoke, crop, window, downsample, lr):
     from arcray.training.config import TrainConfig
 
-    kw = dict(camera=camera, flavor=flavor, arch=arch, latent=latent, workers=workers,
+    kw = dict(flavor=check_flavor(flavor), arch=arch, latent=latent, workers=workers,
               crop=_crop(crop), window=window, downsample=downsample, lr=lr)
     if smoke:
         kw.update(epochs=1, max_frames=64)
@@ -55,68 +46,68 @@ def _base(camera, flavor, arch, latent, epochs, workers, smoke, crop, window, do
         raise ConfigError(f"bad training options: {exc.errors()[0]['msg']}") from None
 
 
-def _cameras(data: str, camera: str, flavor: str) -> list[str]:
+def _cameras(root: str, cameras, flavor: str) -> list[str]:
     from arcray.training.data import list_cameras
 
-    return list_cameras(data, flavor) if camera == "all" else [camera]
+    return list(cameras) if cameras else list_cameras(root, flavor)
 
 
 @app.command()
-def train(data: Data, out: Out = None, camera: Camera = "b1", flavor: Flavor = "arc",
-          latent: Annotated[int, typer.Option(help="Latent size (1..64).")] = 4,
-          arch: Annotated[str, typer.Option(help="pca_res, small3, deep_res or tiny.")] = "pca_res",
-          lr: Annotated[float, typer.Option(help="Learning rate.")] = 3e-4,
-          epochs: Epochs = None, workers: Workers = 1, crop: Crop = "96,96,64,64",
-          window: Annotated[int, typer.Option(help="Window index.")] = 0,
-          downsample: Annotated[int, typer.Option(help="Block-mean factor.")] = 1,
-          address: Address = None, smoke: Smoke = False) -> None:
-    """Train one autoencoder per camera (Ray Train) and register it in the model store."""
+def train(root: Root, out: Out = None, cameras: Cameras = None, flavor: Flavor = "arc",
+          latent: Annotated[int, typer.Option("--latent", help="Latent size (1..64).")] = 4,
+          arch: Annotated[str, typer.Option("--arch", help="pca_res, small3, deep_res or tiny.")] = "pca_res",
+          lr: Annotated[float, typer.Option("--lr", help="Learning rate.")] = 3e-4,
+          epochs: Epochs = None, workers: Workers = 1, crop: Crop = "96,96,64,64", window: Window = 0,
+          downsample: Downsample = 1, max_failures: MaxFailuresOpt = None, address: RayAddress = None,
+          smoke: Smoke = False) -> None:
+    """Train one autoencoder per camera (Ray Train) and register it in ROOT/models/."""
     from arcray.raycluster import ensure_ray
-    from arcray.training.trainer import train_camera
+    from arcray.training.trainer import train_cameras
 
-    out = out or data
-    base = _base(camera if camera != "all" else "b1", flavor, "tiny" if smoke else arch, latent,
-                 epochs, workers, smoke, crop, window, downsample, lr)
+    base = _base(flavor, "tiny" if smoke else arch, latent, epochs, workers, smoke, crop, window,
+                 downsample, lr)
+    cams = _cameras(root, cameras, flavor)
     ensure_ray(address)
-    for cam in _cameras(data, camera, flavor):
-        res = train_camera(data, out, base.model_copy(update={"camera": cam}))
+    summary = train_cameras(root, out or root, base, cams)
+    for cam, res in summary.results.items():
         m = res["metrics"]
         typer.echo(f"{cam} {flavor} latent={latent}: val_loss={m['val_loss']:.4g} "
                    f"epochs={m['epochs_run']} -> {res['model_dir']}")
+    typer.echo(summary.line())
+    max_failures.check(summary)
 
 
 @app.command()
-def tune(data: Data, out: Out = None, camera: Camera = "all", flavor: Flavor = "arc",
-         latents: Annotated[str, typer.Option(help="Latent sizes, e.g. 1,2,4,8.")] = "1,2,4,8",
-         archs: Annotated[str, typer.Option(help="Architectures, comma-separated.")] = "pca_res",
-         lrs: Annotated[str, typer.Option(help="Learning rates, comma-separated.")] = "0.0003",
-         epochs: Epochs = None, workers: Workers = 1, crop: Crop = "96,96,64,64",
-         window: Annotated[int, typer.Option(help="Window index.")] = 0,
-         downsample: Annotated[int, typer.Option(help="Block-mean factor.")] = 1,
-         address: Address = None, smoke: Smoke = False) -> None:
+def tune(root: Root, out: Out = None, cameras: Cameras = None, flavor: Flavor = "arc",
+         latents: Annotated[str, typer.Option("--latents", help="Latent sizes, e.g. 1,2,4,8.")] = "1,2,4,8",
+         archs: Annotated[str, typer.Option("--archs", help="Architectures, comma-separated.")] = "pca_res",
+         lrs: Annotated[str, typer.Option("--lrs", help="Learning rates, comma-separated.")] = "0.0003",
+         epochs: Epochs = None, workers: Workers = 1, crop: Crop = "96,96,64,64", window: Window = 0,
+         downsample: Downsample = 1, max_failures: MaxFailuresOpt = None, address: RayAddress = None,
+         smoke: Smoke = False, progress: Progress = None) -> None:
     """Ray Tune over camera x latent x arch x lr (ASHA within one camera and latent size);
-    registers the best model per camera and latent size."""
+    registers the best model per camera and latent size; failed trials are rows of
+    ROOT/tune/results.parquet."""
+    from arcray.progress import progress_bar
     from arcray.raycluster import ensure_ray
     from arcray.training.tune import tune_cameras
 
-    out = out or data
-    lat = _ints(latents, "--latents")
-    arch_list = [a.strip() for a in archs.split(",") if a.strip()]
-    try:
-        lr_list = [float(v) for v in lrs.split(",") if v.strip()]
-    except ValueError:
-        raise ConfigError(f"--lrs must be comma-separated numbers, got {lrs!r}") from None
+    lat, arch_list, lr_list = ints(latents, "--latents"), list(csv(archs)), floats(lrs, "--lrs")
     if smoke:
         lat, arch_list, lr_list = lat[:2], ["tiny"], lr_list[:1]
     if not lat or not arch_list or not lr_list:
         raise ConfigError("need at least one latent size, architecture and learning rate")
-    base = _base("b1", flavor, arch_list[0], lat[0], epochs, workers, smoke, crop, window,
-                 downsample, lr_list[0])
+    base = _base(flavor, arch_list[0], lat[0], epochs, workers, smoke, crop, window, downsample, lr_list[0])
+    cams = _cameras(root, cameras, flavor)
     ensure_ray(address)
-    table = tune_cameras(data, out, base, _cameras(data, camera, flavor), latents=lat,
-                         archs=arch_list, lrs=lr_list)
-    best = table[table["registered"]].sort_values(["camera", "latent"])
+    n_trials = len(cams) * len(lat) * len(arch_list) * len(lr_list)
+    with progress_bar("tune", n_trials, unit="trials", enabled=progress) as advance:
+        summary = tune_cameras(root, out or root, base, cams, latents=lat, archs=arch_list, lrs=lr_list,
+                               progress=advance)
+    best = summary.table[summary.table["registered"]].sort_values(["camera", "latent"])
     for _, r in best.iterrows():
         typer.echo(f"{r['camera']} latent={r['latent']}: {r['arch']} lr={r['lr']:g} "
                    f"val={r['best_val_loss']:.4g} test={r['test_loss']:.4g} "
                    f"pca_val={r['pca_val_loss']:.4g}")
+    typer.echo(summary.line())
+    max_failures.check(summary)

@@ -3,9 +3,9 @@
 The scheduled Ray jobs of the Helm chart (RayCronJob or CronJob -> RayJob) run::
 
     python -m arcray.deploy.recurring nightly --root /data/arcray \\
-        --step "scrape --out {root} --months {month}" \\
+        --step "scrape --root {root} --months {month}" \\
         --step "download --base-url https://data.sdss5.org/sas/ --root {root} --mjd-min {mjd} --mjd-max {mjd}" \\
-        --step "calibrate --raw {root}/raw --out {root}"
+        --step "calibrate --root {root}"
 
 Placeholders are filled at run time, so one static schedule always processes the right night:
 

@@ -1,19 +1,32 @@
-"""BOSS rows -> the exposure manifest (Arrow/Parquet) and the original study's JSON.
+"""The manifests: BOSS rows -> the exposure manifest (Arrow/Parquet), the downloads table, and
+the original study's JSON. Pure (local or URI files through ``arcray.io``; no Ray, no network).
 
-Manifest schema (``docs/design.md``, ``Layout.manifest``): one row per exposure.
-The study JSON is ``{"arcs": {"<mjd>": ["<expnum:08d>", ...]}, "flats": {...}}`` with Hartmann
-frames excluded and every list sorted, as the original study's scraper wrote it.
+- Exposure manifest (``docs/design.md``, ``Layout.manifest``): one row per exposure, merged from
+  the per-month files ``Layout.manifest_month`` (``write_merged_manifest``); ``parse_files``
+  builds one offline from saved archives.
+- Downloads table (``Layout.downloads``): one row per raw file, keyed by (camera, expnum).
+- The study JSON is ``{"arcs": {"<mjd>": ["<expnum:08d>", ...]}, "flats": {...}}`` with Hartmann
+  frames excluded and every list sorted, as the original study's scraper wrote it.
 """
 
 from __future__ import annotations
 
+import os
+import re
 from datetime import timezone
 from typing import Iterable
 
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
+from arcray.errors import InputError
+from arcray.ingest import logparse
 from arcray.ingest.logparse import BossRow
+from arcray.io import atomic_write_parquet, exists, list_files, provenance, read_bytes
+from arcray.paths import Layout
+
+_MONTH = re.compile(r"^(\d{4})-(\d{2})$")
 
 MANIFEST_SCHEMA = pa.schema([
     pa.field("mjd", pa.int32(), nullable=False),
@@ -30,6 +43,30 @@ MANIFEST_SCHEMA = pa.schema([
     pa.field("month", pa.string()),  # YYYY-MM of the archive the row came from
 ])
 STUDY_KEYS = {"arc": "arcs", "flat": "flats"}
+DOWNLOADS_SCHEMA = pa.schema([
+    pa.field("camera", pa.string()), pa.field("mjd", pa.int32()), pa.field("expnum", pa.int64()),
+    pa.field("path", pa.string()), pa.field("status", pa.string()),  # ok | skipped | failed
+    pa.field("bytes", pa.int64()), pa.field("attempts", pa.int32()), pa.field("seconds", pa.float64()),
+    pa.field("reason", pa.string()), pa.field("finished_at", pa.timestamp("us", tz="UTC")),
+])
+
+
+def parse_months(spec: str) -> list[str]:
+    """``2023-11..2024-01`` (inclusive range) or ``2023-11,2023-12`` -> ``["2023-11", ...]``."""
+    months: list[str] = []
+    for part in [p.strip() for p in spec.split(",") if p.strip()]:
+        ends = [e.strip() for e in part.split("..")]
+        if len(ends) > 2 or not all(_MONTH.match(e) and 1 <= int(e[5:]) <= 12 for e in ends):
+            raise InputError(f"bad --months {spec!r}: use YYYY-MM..YYYY-MM or YYYY-MM,YYYY-MM")
+        (y0, m0), (y1, m1) = [(int(e[:4]), int(e[5:])) for e in (ends[0], ends[-1])]
+        if (y1, m1) < (y0, m0):
+            raise InputError(f"bad --months {spec!r}: range ends before it starts")
+        while (y0, m0) <= (y1, m1):
+            months.append(f"{y0:04d}-{m0:02d}")
+            y0, m0 = (y0 + 1, 1) if m0 == 12 else (y0, m0 + 1)
+    if not months:
+        raise InputError("no months given")
+    return sorted(set(months))
 
 
 def rows_to_table(rows: Iterable[BossRow]) -> pa.Table:
@@ -88,3 +125,50 @@ def study_json(manifest: pa.Table | Iterable[BossRow]) -> dict:
     for key in out:
         out[key] = {mjd: sorted(set(v)) for mjd, v in sorted(out[key].items(), key=lambda kv: int(kv[0]))}
     return out
+
+
+def month_files(layout: Layout) -> list[str]:
+    """Every per-month manifest under the root (``Layout.manifest_month("YYYY-MM")``)."""
+    months_dir = os.path.dirname(layout.manifest_month("0000-00"))
+    return [p for p in list_files(months_dir, ".parquet") if _MONTH.match(os.path.basename(p)[:-8])]
+
+
+def write_merged_manifest(layout: Layout) -> pa.Table:
+    """Merge every per-month manifest into ``Layout.manifest`` (atomically); return it."""
+    fs, _ = layout.filesystem()
+    tables = [pq.read_table(layout.filesystem(p)[1], filesystem=fs) for p in month_files(layout)]
+    merged = merge_manifests(tables)
+    months = sorted(set(merged.column("month").to_pylist()))
+    atomic_write_parquet(layout.manifest, merged, provenance(steps=["scrape", "merge"], months=months))
+    return merged
+
+
+def parse_files(paths: list[str]) -> tuple[pa.Table, list[str]]:
+    """Parse saved monthly archives offline; reposts are resolved across all files."""
+    tables, warnings = [], []
+    for path in paths:
+        if not exists(path):
+            raise InputError(f"no such archive file: {path}")
+        res = logparse.parse_archive(read_bytes(path), logparse.month_of_filename(os.path.basename(path)))
+        warnings += [f"{os.path.basename(path)}: {w}" for w in res.warnings]
+        tables.append(rows_to_table(res.rows))
+    table = merge_manifests(tables) if tables else MANIFEST_SCHEMA.empty_table()
+    return table, warnings
+
+
+def read_downloads(path: str) -> dict[tuple[str, int], dict]:
+    """Existing downloads table as ``{(camera, expnum): row}`` (empty if none yet)."""
+    if not exists(path):
+        return {}
+    table = pq.read_table(pa.BufferReader(read_bytes(path)))
+    return {(r["camera"], int(r["expnum"])): r for r in table.to_pylist()}
+
+
+def write_downloads(path: str, rows: dict[tuple[str, int], dict], config_hash: str | None,
+                    base_url: str) -> None:
+    """The downloads table, ordered by (mjd, expnum, camera), atomically (provenance: the
+    download config's hash and the SAS root)."""
+    ordered = [rows[k] for k in sorted(rows, key=lambda k: (rows[k]["mjd"], k[1], k[0]))]
+    table = pa.Table.from_pylist([{f.name: r.get(f.name) for f in DOWNLOADS_SCHEMA} for r in ordered],
+                                 schema=DOWNLOADS_SCHEMA)
+    atomic_write_parquet(path, table, provenance(config_hash, steps=["download"], base_url=base_url))

@@ -12,6 +12,8 @@ Artefacts, every one named by ``Layout``:
 from __future__ import annotations
 
 import logging
+import time
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -24,6 +26,7 @@ from arcray.analysis.ood import flag_frames
 from arcray.analysis.regress import REGRESSORS, metadata_columns
 from arcray.io import atomic_write_parquet, exists, provenance
 from arcray.paths import Layout
+from arcray.stages import StageSummary
 from arcray.tensors import tensor_array
 
 log = logging.getLogger(__name__)
@@ -34,10 +37,19 @@ def _write(path: str, df: pd.DataFrame, step: str, **extra) -> str:
     return path
 
 
-def run_analyze(root: str, *, flavor: str = "arc", latent: int = 2) -> dict[str, str]:
-    """Pearson matrices, OOD flags and figures from the latents; returns name -> path written."""
+@dataclass(frozen=True)
+class RegressSummary(StageSummary):
+    """``n_ok`` (frame, model) predictions decoded and scored; ``tables``: ``scores``,
+    ``per_frame`` (and ``floors``, ``state_errors`` with a truth table)."""
+
+    tables: dict = field(default_factory=dict)
+
+
+def run_analyze(root: str, *, flavor: str = "arc", latent: int = 2) -> StageSummary:
+    """Pearson matrices, OOD flags and figures from the latents (``outputs``: name -> path)."""
     from arcray.pipeline.embed import read_latents
 
+    t0 = time.perf_counter()
     layout = Layout(root)
     lat = read_latents(root, flavor=flavor, latent=latent)
     zc = z_columns(lat)
@@ -63,7 +75,8 @@ def run_analyze(root: str, *, flavor: str = "arc", latent: int = 2) -> dict[str,
             _frame_times(g), g[zc].to_numpy(float), layout.drift_figure(cam),
             flagged=flags.loc[g.index, "flagged"].to_numpy(bool), title=f"{cam}: latent vs time")
     log.info("analysis of %d frames written to %s", len(lat), layout.analysis)
-    return out
+    return StageSummary(stage="analyze", n_ok=len(out), seconds=time.perf_counter() - t0, unit="artefacts",
+                        notes=(f"{len(lat)} frames -> {layout.analysis}",), outputs=out)
 
 
 def _frame_times(g: pd.DataFrame) -> np.ndarray:
@@ -75,13 +88,14 @@ def _frame_times(g: pd.DataFrame) -> np.ndarray:
 
 
 def run_regress(root: str, *, flavor: str = "arc", latent: int = 2, kinds=REGRESSORS,
-                truth: str | None = None, n_actors: int = 2, n_images: int = 4) -> dict[str, pd.DataFrame]:
-    """Fit, predict, decode and score; write predictions, scores (+ truth floors); return tables."""
+                truth: str | None = None, n_actors: int = 2, n_images: int = 4) -> RegressSummary:
+    """Fit, predict, decode and score; write predictions, scores (+ truth floors)."""
     from arcray.analysis.scores import score_table, state_errors, truth_floors
     from arcray.analysis.study import predict_latents, state_estimates
     from arcray.pipeline.decode import decode_and_score
     from arcray.pipeline.embed import model_dirs, read_latents
 
+    t0 = time.perf_counter()
     layout = Layout(root)
     lat = read_latents(root, flavor=flavor, latent=latent)
     long, _ = predict_latents(lat, kinds)
@@ -100,12 +114,14 @@ def run_regress(root: str, *, flavor: str = "arc", latent: int = 2, kinds=REGRES
             t = t.append_column("image", tensor_array(np.stack(d["image"].to_list())))
             atomic_write_parquet(layout.decoded_frames(cam), t, provenance(None, ["regress", "decode"]))
     _write(layout.scores, scores, "regress", regressors=list(kinds), latent=latent, flavor=flavor)
-    result = {"scores": scores, "per_frame": per_frame}
+    result, outputs = {"scores": scores, "per_frame": per_frame}, {"scores": layout.scores}
     if truth and exists(truth):
         tt = pd.read_parquet(truth)
         result["floors"] = truth_floors(tt, per_frame)
         result["state_errors"] = state_errors(state_estimates(long, tt), tt)
-        _write(layout.floors, result["floors"], "regress")
-        _write(layout.state_errors, result["state_errors"], "regress")
+        outputs["floors"] = _write(layout.floors, result["floors"], "regress")
+        outputs["state_errors"] = _write(layout.state_errors, result["state_errors"], "regress")
     log.info("regression scores (%d rows, latent dims %s) written to %s", len(scores), zc, layout.scores)
-    return result
+    return RegressSummary(stage="regress", n_ok=len(per_frame), seconds=time.perf_counter() - t0,
+                          unit="predictions", notes=(f"{', '.join(kinds)} -> {layout.scores}",),
+                          outputs=outputs, tables=result)

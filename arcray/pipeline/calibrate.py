@@ -4,7 +4,8 @@ Streaming: the dataset holds only file paths; each actor of a pool reads, calibr
 one frame at a time (``calibrate_file``) and returns a small status row, so no more than
 ``workers`` frames are in memory whatever the number of inputs. Output names are deterministic
 (``Layout.calibrated_frame``) and written atomically, so a rerun replaces files and never
-duplicates. Bad inputs become rows of ``Layout.calibrated_failures`` and the run goes on.
+duplicates. Bad inputs become rows of ``Layout.calibrated_failures`` and the run goes on: the
+summary counts them and the caller's ``--max-failures`` decides (``arcray.stages``).
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ from __future__ import annotations
 import logging
 import os
 import time
-from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Callable, Iterable
 
@@ -20,8 +20,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from arcray.calib.config import CalibConfig
-from arcray.errors import ArcrayError, InputError, PartialFailure
+from arcray.errors import ArcrayError, InputError
 from arcray.paths import Layout, is_uri
+from arcray.stages import StageSummary
 
 log = logging.getLogger(__name__)
 SMOKE_FRAMES = 4
@@ -129,17 +130,6 @@ class CalibrateActor:
 
 
 # -- the run --------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class CalibrateSummary:
-    n_ok: int
-    n_failed: int
-    failures_table: str
-    seconds: float
-
-    def line(self) -> str:
-        return f"{self.n_ok} ok, {self.n_failed} failed"
-
-
 def _write_failures(layout: Layout, processed: Iterable[str], failed: list[dict], config_hash: str) -> None:
     """Failures table = earlier failures of frames not processed now + this run's failures."""
     from arcray.io import atomic_write_parquet, exists, provenance, read_bytes
@@ -158,9 +148,9 @@ def _write_failures(layout: Layout, processed: Iterable[str], failed: list[dict]
 
 def run_calibrate(raw: str, layout: Layout, config: CalibConfig, *, workers: int = 2, smoke: bool = False,
                   progress: Callable[..., None] | None = None, address: str | None = None,
-                  on_row: Callable[[dict], None] | None = None) -> CalibrateSummary:
-    """Calibrate every frame under/listed by ``raw`` into ``layout``. Raises ``PartialFailure``
-    (after writing everything else and the failures table) when any frame failed.
+                  on_row: Callable[[dict], None] | None = None) -> StageSummary:
+    """Calibrate every frame under/listed by ``raw`` into ``layout``; bad frames become rows of
+    ``layout.calibrated_failures`` (the summary's ``n_failed``), never an exception.
     ``on_row``: called with each frame's status row (``STATUS_FIELDS``) as it arrives."""
     import ray
 
@@ -192,8 +182,6 @@ def run_calibrate(raw: str, layout: Layout, config: CalibConfig, *, workers: int
         if on_row is not None:
             on_row(row)
     _write_failures(layout, paths, failed, config.config_hash())
-    summary = CalibrateSummary(n_ok, len(failed), layout.calibrated_failures, time.perf_counter() - t0)
-    if failed:
-        raise PartialFailure(f"{summary.line()} (reasons in {summary.failures_table})",
-                             n_ok=n_ok, n_failed=len(failed))
-    return summary
+    return StageSummary(stage="calibrate", n_ok=n_ok, n_failed=len(failed), seconds=time.perf_counter() - t0,
+                        unit="frames", failures=layout.calibrated_failures,
+                        outputs={"calibrated": layout.calibrated, "failures": layout.calibrated_failures})

@@ -4,6 +4,10 @@ Renders the world, serves it on 127.0.0.1 with a real login (a random password w
 0600 file, never printed), then runs scrape -> download -> calibrate -> tune -> embed -> analyze
 -> regress (+ batch decoding) -> report through the same library functions the stage commands
 call. Every stage is idempotent, so a second run reuses what the first one wrote.
+
+Each stage prints its ``StageSummary.line()`` as it ends (a progress bar while it runs, on a
+terminal). Items that fail (a frame, a file, a trial) never stop the demo: after the report,
+``arcray demo --max-failures`` decides the exit code, as for the stage commands.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from typing import Callable
 from arcray.config import StageConfig
 from arcray.credentials import Credentials
 from arcray.paths import Layout, SimLayout
+from arcray.stages import StageSummary
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +64,7 @@ class DemoResult:
     world: str
     report: str
     seconds: dict[str, float] = field(default_factory=dict)
+    summaries: list[StageSummary] = field(default_factory=list)
 
 
 def months_of(start: date, nights: int) -> list[str]:
@@ -85,50 +91,45 @@ def _password(out: str) -> str:
     return pw
 
 
-def render(cfg: DemoConfig, world_dir: str, progress_factory) -> None:
+def render(cfg: DemoConfig, world_dir: str, progress_factory) -> StageSummary:
     from arcray.sim.world import SimWorld, WorldSpec, render_world
 
-    if os.path.exists(SimLayout(world_dir).world_json) and os.path.exists(SimLayout(world_dir).truth):
-        log.info("world already rendered in %s", world_dir)
-        return
+    t0 = time.perf_counter()
     spec = WorldSpec(start=cfg.start.isoformat(), nights=cfg.nights, seed=cfg.seed, observatory="apo",
                      cameras=cfg.cameras, flavors=("arc",), fields_per_night=cfg.fields_per_night)
     n = len(SimWorld(spec).frames())
-    with progress_factory("render world", n, "frames") as advance:
+    if os.path.exists(SimLayout(world_dir).world_json) and os.path.exists(SimLayout(world_dir).truth):
+        log.info("world already rendered in %s", world_dir)
+        return StageSummary(stage="render", n_skipped=n, unit="frames", notes=("already rendered",),
+                            seconds=time.perf_counter() - t0)
+    with progress_factory("render", n, "frames") as advance:
         render_world(world_dir, cfg.start, cfg.nights, cfg.seed, "apo", cameras=cfg.cameras, flavors=("arc",),
                      fields_per_night=cfg.fields_per_night, workers=2, progress=advance)
+    return StageSummary(stage="render", n_ok=n, unit="frames", seconds=time.perf_counter() - t0,
+                        notes=(f"-> {world_dir}",))
 
 
-def run_demo(out: str, cfg: DemoConfig | None = None, *,
-             progress_factory: Callable | None = None, echo: Callable[[str], None] = print) -> DemoResult:
-    """Run every stage on a simulated world under ``out``; return where things are."""
-    from arcray.calib.config import CalibConfig
-    from arcray.ingest.download import DownloadConfig, run_download
-    from arcray.ingest.scrape import scrape
-    from arcray.pipeline.analysis import run_analyze, run_regress
-    from arcray.pipeline.calibrate import run_calibrate
-    from arcray.pipeline.embed import embed
-    from arcray.progress import progress_bar
-    from arcray.raycluster import ensure_ray
-    from arcray.report.html import build_report
+class _Stages:
+    """Runs each stage, keeps its summary and time, prints its one line."""
+
+    def __init__(self, res: DemoResult, echo: Callable[[str], None]):
+        self.res, self.echo = res, echo
+
+    def __call__(self, name: str, fn: Callable[..., StageSummary], *args, **kwargs) -> StageSummary:
+        t0 = time.perf_counter()
+        summary = fn(*args, **kwargs)
+        self.res.seconds[name] = time.perf_counter() - t0
+        self.res.summaries.append(summary)
+        self.echo(summary.line())
+        return summary
+
+
+def _ingest(cfg: DemoConfig, layout: Layout, world_dir: str, out: str, stage: _Stages, bars, echo) -> None:
+    """Serve the world, start Ray, scrape the logs and download the arcs; stop the server."""
+    from arcray.pipeline.download import DownloadConfig, run_download
+    from arcray.pipeline.scrape import scrape
+    from arcray.raycluster import announcing, ensure_ray
     from arcray.sim.server import ArchiveServer
-    from arcray.training.config import TrainConfig
-    from arcray.training.tune import tune_cameras
-
-    cfg = cfg or DemoConfig()
-    progress_factory = progress_factory or (lambda d, n, u: progress_bar(d, n, unit=u))
-    out = os.path.abspath(out)
-    world_dir, root = os.path.join(out, "world"), os.path.join(out, "pipeline")
-    layout = Layout(root)
-    res = DemoResult(root=root, world=world_dir, report=layout.report_index)
-
-    def stage(name: str):
-        echo(f"== {name}")
-        return time.perf_counter()
-
-    t = stage("render the simulated world")
-    render(cfg, world_dir, progress_factory)
-    res.seconds["render"] = time.perf_counter() - t
 
     password = _password(out)
     creds = Credentials(DEMO_USER, password, "demo")
@@ -136,47 +137,57 @@ def run_demo(out: str, cfg: DemoConfig | None = None, *,
     echo(f"archive server: {server.mailman_url} (Mailman) and {server.sas_url} (SAS)")
     try:
         # 14 logical CPUs: four Tune trials (driver + worker + Ray Data each) run at once.
-        dashboard = ensure_ray(None, num_cpus=cfg.ray_cpus, dashboard=True)
-        if dashboard:
-            echo(f"Ray dashboard: {dashboard} (jobs, actors, Ray Data and Train/Tune progress)")
-        t = stage("scrape the observing logs")
-        summary = scrape(server.base_url, root, months_of(cfg.start, cfg.nights), creds)
-        echo(f"{summary.n_exposures} exposures in {layout.manifest}")
-        res.seconds["scrape"] = time.perf_counter() - t
-
-        t = stage("download arcs from the SAS")
+        session = ensure_ray(None, num_cpus=cfg.ray_cpus, dashboard=True)
+        if not announcing():
+            echo(session.line())
+        stage("scrape", scrape, server.base_url, layout.root, months_of(cfg.start, cfg.nights), creds)
         dcfg = DownloadConfig(base_url=server.base_url, flavors=("arc",), cameras=cfg.cameras,
                               actors=cfg.download_actors)
-        with progress_factory("download", None, "files") as advance:
-            dsum = run_download(layout, dcfg, creds, progress=advance)
-        echo(dsum.line())
-        res.seconds["download"] = time.perf_counter() - t
+        with bars("download", None, "files") as advance:
+            stage("download", run_download, layout, dcfg, creds, progress=advance)
     finally:
         server.stop()
 
-    t = stage("calibrate")
-    with progress_factory("calibrate", None, "frames") as advance:
-        csum = run_calibrate(layout.raw_root, layout, CalibConfig(), workers=cfg.calibrate_workers,
-                             progress=advance)
-    echo(csum.line())
-    res.seconds["calibrate"] = time.perf_counter() - t
 
-    t = stage(f"tune autoencoders (latents {', '.join(map(str, cfg.latents))} x cameras "
-              f"{', '.join(cfg.cameras)}, one Tuner)")
+def _calibrate_and_tune(cfg: DemoConfig, layout: Layout, stage: _Stages, bars) -> None:
+    from arcray.calib.config import CalibConfig
+    from arcray.pipeline.calibrate import run_calibrate
+    from arcray.training.config import TrainConfig
+    from arcray.training.tune import tune_cameras
+
+    with bars("calibrate", None, "frames") as advance:
+        stage("calibrate", run_calibrate, layout.raw_root, layout, CalibConfig(),
+              workers=cfg.calibrate_workers, progress=advance)
     base = TrainConfig(camera=cfg.cameras[0], flavor="arc", arch=cfg.arch, latent=cfg.latents[0],
                        epochs=cfg.epochs)
-    with progress_factory("tune trials", len(cfg.cameras) * len(cfg.latents), "trials") as advance:
-        tune_cameras(root, root, base, list(cfg.cameras), latents=list(cfg.latents), archs=[cfg.arch],
-                     lrs=[base.lr], progress=advance)
-    res.seconds["tune"] = time.perf_counter() - t
+    with bars(f"tune (latents {','.join(map(str, cfg.latents))} x {','.join(cfg.cameras)})",
+              len(cfg.cameras) * len(cfg.latents), "trials") as advance:
+        stage("tune", tune_cameras, layout.root, layout.root, base, list(cfg.cameras),
+              latents=list(cfg.latents), archs=[cfg.arch], lrs=[base.lr], progress=advance)
 
-    t = stage(f"embed, analyze, regress and decode (latent {cfg.analysis_latent})")
-    embed(root, flavor="arc", latent=cfg.analysis_latent, cameras=list(cfg.cameras))
-    run_analyze(root, flavor="arc", latent=cfg.analysis_latent)
-    run_regress(root, flavor="arc", latent=cfg.analysis_latent, truth=SimLayout(world_dir).truth)
-    res.seconds["analysis"] = time.perf_counter() - t
 
-    t = stage("report")
-    res.report = build_report(root).index
-    res.seconds["report"] = time.perf_counter() - t
+def run_demo(out: str, cfg: DemoConfig | None = None, *, progress_factory: Callable | None = None,
+             echo: Callable[[str], None] = print) -> DemoResult:
+    """Run every stage on a simulated world under ``out``; return where things are and every
+    stage's summary (the caller applies ``MaxFailures.check(*res.summaries)``)."""
+    from arcray.pipeline.analysis import run_analyze, run_regress
+    from arcray.pipeline.embed import embed
+    from arcray.progress import progress_bar
+    from arcray.report.html import build_report
+
+    cfg = cfg or DemoConfig()
+    bars = progress_factory or (lambda d, n, u: progress_bar(d, n, unit=u))
+    out = os.path.abspath(out)
+    world_dir, root = os.path.join(out, "world"), os.path.join(out, "pipeline")
+    layout = Layout(root)
+    res = DemoResult(root=root, world=world_dir, report=layout.report_index)
+    stage = _Stages(res, echo)
+    stage("render", render, cfg, world_dir, bars)
+    _ingest(cfg, layout, world_dir, out, stage, bars, echo)
+    _calibrate_and_tune(cfg, layout, stage, bars)
+    lat = cfg.analysis_latent
+    stage("embed", embed, root, flavor="arc", latent=lat, cameras=list(cfg.cameras))
+    stage("analyze", run_analyze, root, flavor="arc", latent=lat)
+    stage("regress", run_regress, root, flavor="arc", latent=lat, truth=SimLayout(world_dir).truth)
+    res.report = stage("report", build_report, root).index
     return res

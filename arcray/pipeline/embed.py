@@ -12,6 +12,7 @@ at ``Layout.latents_file(camera, flavor, latent)``.
 from __future__ import annotations
 
 import logging
+import time
 
 import numpy as np
 import pandas as pd
@@ -22,6 +23,7 @@ from arcray.errors import InputError
 from arcray.instrument import CAMERAS
 from arcray.io import atomic_write_parquet, exists, provenance
 from arcray.paths import Layout
+from arcray.stages import StageSummary
 from arcray.tensors import is_tensor
 
 log = logging.getLogger(__name__)
@@ -89,12 +91,13 @@ def _pool(n_actors: int):
 
 
 def embed(root: str, *, flavor: str = "arc", latent: int = 2, cameras=None, n_actors: int = 2,
-          batch_size: int = 64, max_frames: int | None = None) -> dict[str, str]:
-    """Encode the calibrated frames of every camera with a model; return camera -> latents path."""
+          batch_size: int = 64, max_frames: int | None = None) -> StageSummary:
+    """Encode the calibrated frames of every camera with a model (``outputs``: camera -> latents)."""
     import ray
 
     from arcray.model.split import split_labels
 
+    t0 = time.perf_counter()
     layout = Layout(root)
     dirs = model_dirs(layout, flavor, latent, cameras)
     if not dirs:
@@ -128,7 +131,9 @@ def embed(root: str, *, flavor: str = "arc", latent: int = 2, cameras=None, n_ac
                              provenance(None, ["embed"], model_dir=dirs[cam], flavor=flavor, latent=latent))
         written[cam] = dest
         log.info("embedded %d %s frames of %s -> %s", len(df), flavor, cam, dest)
-    return written
+    n = int(frames["camera"].isin(list(written)).sum())
+    return StageSummary(stage="embed", n_ok=n, seconds=time.perf_counter() - t0, unit="frames",
+                        notes=(f"{', '.join(written)} -> {layout.latents}",), outputs=written)
 
 
 def read_latents(root: str, *, flavor: str = "arc", latent: int = 2, cameras=None) -> pd.DataFrame:

@@ -9,6 +9,8 @@ PCA at the same latent size, and saves it in the model store.
 from __future__ import annotations
 
 import logging
+import time
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -23,6 +25,7 @@ from arcray.model.pca_ae import init_model_from_data
 from arcray.model.store import save_model
 from arcray.model.view import View
 from arcray.paths import Layout
+from arcray.stages import StageSummary
 from arcray.training.config import TrainConfig
 from arcray.training.data import PreparedData, prepare_data
 from arcray.training.loop import load_state, train_loop_per_worker
@@ -168,3 +171,29 @@ def train_camera(data_root: str, out_root: str, cfg: TrainConfig, *, epoch_hook=
                              view=cfg.view(), metrics=metrics, config_hash=cfg.config_hash())
     return {"model_dir": model_dir, "metrics": metrics, "history": hist,
             "final": dict(result.metrics or {}), "run_path": result.path}
+
+
+@dataclass(frozen=True)
+class TrainSummary(StageSummary):
+    """One model per camera: ``n_ok`` trained and registered, ``n_failed`` (camera -> reason in
+    ``failed``); ``results``: camera -> ``train_camera``'s summary dict."""
+
+    results: dict = field(default_factory=dict)
+    failed: dict = field(default_factory=dict)
+
+
+def train_cameras(data_root: str, out_root: str, base: TrainConfig, cameras: list[str]) -> TrainSummary:
+    """``train_camera`` for each camera in turn; a camera whose training fails is counted and the
+    others still run."""
+    t0 = time.perf_counter()
+    results, failed = {}, {}
+    for cam in cameras:
+        try:
+            results[cam] = train_camera(data_root, out_root, base.model_copy(update={"camera": cam}))
+        except ArcrayError as exc:
+            log.warning("training %s failed: %s", cam, exc)
+            failed[cam] = str(exc)
+    notes = tuple(f"{cam}: {reason}" for cam, reason in failed.items())
+    return TrainSummary(stage="train", n_ok=len(results), n_failed=len(failed), seconds=time.perf_counter() - t0,
+                        unit="cameras", notes=notes, outputs={c: r["model_dir"] for c, r in results.items()},
+                        results=results, failed=failed)

@@ -7,8 +7,10 @@ latent size, see ``_groups``). Every camera's trials run in one Tuner when nothi
 their start-up (a trial driver, a Train controller and worker, Ray Data split coordinators: seconds
 of imports each) overlaps. Resources per trial are sized to the cluster so that trial drivers +
 training workers never take every CPU (Ray Data needs one). Afterwards, per (camera, flavor,
-latent), the trial with the lowest validation loss is registered in the model store, and every
-trial (plus PCA at the same latent) goes into the results table.
+latent), the trial with the lowest validation loss is registered in the model store
+(``best_trials``), and every trial (plus PCA at the same latent) goes into the results table. A
+failed trial is a row with its error (``TuneSummary.n_failed``; the caller's ``--max-failures``
+decides), never an exception.
 """
 
 from __future__ import annotations
@@ -17,14 +19,17 @@ import contextlib
 import logging
 import math
 import os
+import time
+from dataclasses import dataclass, field
 
 import pandas as pd
 import pyarrow as pa
 
-from arcray.errors import ArcrayError, InputError
+from arcray.errors import InputError
 from arcray.io import atomic_write_parquet, exists, provenance
 from arcray.model.ae import arch_config
 from arcray.paths import Layout
+from arcray.stages import StageSummary
 from arcray.training.data import prepare_data
 from arcray.training.config import TrainConfig
 from arcray.training.trainer import (build_trainer, initial_state, loop_config, model_config, pca_losses,
@@ -117,8 +122,8 @@ def run_tune(data_root: str, out_root: str, base: TrainConfig, *, latents, archs
         tables.append(_trial_table(grid, base))
         histories.update({r.metrics.get("trial_id", ""): _history(r) for r in grid})
         if tables[-1]["val_loss"].isna().all():
-            raise ArcrayError(f"every trial of {name} failed; first error: "
-                              f"{tables[-1]['error'].dropna().head(1).tolist()}")
+            log.warning("every trial of %s failed; first error: %s", name,
+                        tables[-1]["error"].dropna().head(1).tolist())
     table = _register_best(pd.concat(tables, ignore_index=True), layout, prepared, base)
     pca = {cam: pca_losses(prepared[cam], sorted(set(int(v) for v in latents))) for cam in cameras}
     for split in ("val", "test"):
@@ -227,6 +232,13 @@ def _trial_table(grid, base: TrainConfig) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def best_trials(table: pd.DataFrame) -> list:
+    """Index (in ``table``) of the trial to register per (camera, latent): the lowest best
+    validation loss among the trials that completed with a checkpoint."""
+    ok = table[table["status"] == "ok"].dropna(subset=["checkpoint_path", "best_val_loss"])
+    return [grp["best_val_loss"].idxmin() for _, grp in ok.groupby(["camera", "latent"])]
+
+
 def _register_best(table: pd.DataFrame, layout: Layout, prepared: dict,
                    base: TrainConfig) -> pd.DataFrame:
     from ray.train import Checkpoint
@@ -234,10 +246,9 @@ def _register_best(table: pd.DataFrame, layout: Layout, prepared: dict,
     from arcray.model.store import load_model
 
     table = table.assign(registered=False, test_loss=math.nan)
-    ok = table[table["status"] == "ok"].dropna(subset=["checkpoint_path"])
-    for (cam, _lat), grp in ok.groupby(["camera", "latent"]):
-        i = grp["best_val_loss"].idxmin()
+    for i in best_trials(table):
         row = table.loc[i]
+        cam = row["camera"]
         metrics = {"val_loss": row["best_val_loss"], "train_loss": row["train_loss"],
                    "arch": row["arch"], "lr": row["lr"], "trial_id": row["trial_id"],
                    "epochs_run": int(row["epochs_run"])}
@@ -268,12 +279,20 @@ def write_results(layout: Layout, table: pd.DataFrame, config_hash: str | None) 
     return path
 
 
+@dataclass(frozen=True)
+class TuneSummary(StageSummary):
+    """Trials ``n_ok`` completed and ``n_failed`` (rows with their error in ``failures``, the
+    results table); ``table``: every trial of this run, ``registered`` marking the models kept."""
+
+    table: pd.DataFrame = field(default_factory=pd.DataFrame)
+
+
 def tune_cameras(data_root: str, out_root: str, base: TrainConfig, cameras: list[str], *, latents,
-                 archs, lrs, figures: bool = True, progress=None) -> pd.DataFrame:
-    """``run_tune`` over every camera at once, results table merged, figures written per camera;
-    returns all trials."""
+                 archs, lrs, figures: bool = True, progress=None) -> TuneSummary:
+    """``run_tune`` over every camera at once, results table merged, figures written per camera."""
     from arcray.training.figures import make_figures
 
+    t0 = time.perf_counter()
     layout = Layout(out_root)
     prepared = {cam: prepare_data(data_root, cam, base.flavor, base.view(), max_frames=base.max_frames)
                 for cam in cameras}
@@ -284,4 +303,8 @@ def tune_cameras(data_root: str, out_root: str, base: TrainConfig, cameras: list
         for cam, part in table.groupby("camera", sort=True):
             make_figures(layout, part.reset_index(drop=True), histories,
                          prepared[cam].arrays("test", 3)["x"], camera=cam, flavor=base.flavor)
-    return table
+    n_failed = int((table["status"] != "ok").sum())
+    return TuneSummary(stage="tune", n_ok=len(table) - n_failed, n_failed=n_failed,
+                       seconds=time.perf_counter() - t0, unit="trials", failures=layout.tune_results,
+                       notes=(f"{int(table['registered'].sum())} models registered",),
+                       outputs={"results": layout.tune_results, "models": layout.models}, table=table)

@@ -15,7 +15,7 @@ def ray_local(tmp_path_factory):
     from arcray.raycluster import apply_local_env
 
     os.environ.setdefault("RAY_ACCEL_ENV_VAR_OVERRIDE_ON_ZERO", "0")
-    apply_local_env()
+    apply_local_env(num_cpus=8)
     if not ray.is_initialized():
         ray.init(
             address="local",

@@ -1,10 +1,12 @@
-"""Download the manifest's raw frames from the SAS in a pool of Ray actors.
+"""The download stage: the manifest's raw frames from the SAS, fetched by a pool of Ray actors.
 
-Pure part: ``DownloadConfig``, ``select_frames`` (manifest rows -> frame list), the downloads table
-(``Layout.downloads``, one row per file, keyed by camera+expnum, rewritten atomically).
-Ray part: ``DownloadActor`` (one ``SasClient`` + ``requests.Session`` each) driven by
-``ray.util.ActorPool.map_unordered``; ``run_download`` ties them together. A file that keeps failing
-becomes a row with its reason and never stops the job; a refused login stops it before any download.
+``select_frames`` (manifest rows -> frame list) and ``plan`` (frames not yet present -> tasks) are
+pure; ``DownloadActor`` holds one ``arcray.ingest.sas_client.SasClient`` (one ``requests.Session``)
+and is driven by ``ray.util.ActorPool.map_unordered``; the downloads table
+(``arcray.ingest.manifest``, ``Layout.downloads``) gets one row per file and is rewritten
+atomically as results arrive. A file that keeps failing becomes a row with its reason and never
+stops the run (``DownloadSummary.n_failed``; the caller's ``--max-failures`` decides); a refused
+login stops it before any download.
 """
 
 from __future__ import annotations
@@ -22,16 +24,12 @@ from pydantic import Field
 from arcray.config import StageConfig
 from arcray.credentials import Credentials
 from arcray.errors import InputError
+from arcray.ingest.manifest import DOWNLOADS_SCHEMA, read_downloads, write_downloads
 from arcray.ingest.sas_client import FetchResult, FrameTask, RetryPolicy, SasClient
-from arcray.io import atomic_write_parquet, exists, provenance
+from arcray.io import exists, read_bytes
 from arcray.paths import Layout, sas_relpath
+from arcray.stages import StageSummary
 
-DOWNLOADS_SCHEMA = pa.schema([
-    pa.field("camera", pa.string()), pa.field("mjd", pa.int32()), pa.field("expnum", pa.int64()),
-    pa.field("path", pa.string()), pa.field("status", pa.string()),  # ok | skipped | failed
-    pa.field("bytes", pa.int64()), pa.field("attempts", pa.int32()), pa.field("seconds", pa.float64()),
-    pa.field("reason", pa.string()), pa.field("finished_at", pa.timestamp("us", tz="UTC")),
-])
 SMOKE_FILES = 4
 
 
@@ -44,7 +42,7 @@ class DownloadConfig(StageConfig):
     mjd_min: Optional[int] = Field(None, description="first MJD (inclusive)")
     mjd_max: Optional[int] = Field(None, description="last MJD (inclusive)")
     include_hartmann: bool = Field(False, description="also fetch Hartmann focus arcs")
-    actors: int = Field(8, ge=1, le=256, description="parallel download actors")
+    actors: int = Field(8, ge=1, le=256, description="parallel download actors (CLI: --workers)")
     actor_cpus: float = Field(0.5, gt=0, description="logical CPUs reserved per actor")
     max_attempts: int = Field(6, ge=1, description="tries per file")
     backoff_s: float = Field(0.5, ge=0, description="first retry back-off, s (doubles, jittered)")
@@ -66,20 +64,18 @@ class DownloadConfig(StageConfig):
                            self.connect_timeout_s, self.read_timeout_s)
 
 
-@dataclass
-class DownloadSummary:
-    n_ok: int
-    n_skipped: int
-    n_failed: int
-    n_selected: int
-    bytes: int
-    seconds: float
-    table: str
-    startup_s: float = 0.0  # creating the actors (part of ``seconds``)
+@dataclass(frozen=True)
+class DownloadSummary(StageSummary):
+    """``n_ok`` fetched now, ``n_skipped`` already present, ``n_failed`` (rows in ``failures``,
+    the downloads table); ``bytes`` received; ``startup_s`` creating the actors (in ``seconds``)."""
 
-    def line(self) -> str:
-        return (f"{self.n_ok + self.n_skipped} ok, {self.n_failed} failed "
-                f"({self.n_skipped} already present, {self.bytes / 1e6:.1f} MB in {self.seconds:.1f} s)")
+    n_selected: int = 0
+    bytes: int = 0
+    startup_s: float = 0.0
+
+    @property
+    def table(self) -> str:
+        return self.failures or ""
 
 
 def select_frames(manifest: pa.Table, cfg: DownloadConfig) -> list[tuple[str, int, int]]:
@@ -101,24 +97,6 @@ def select_frames(manifest: pa.Table, cfg: DownloadConfig) -> list[tuple[str, in
     frames = sorted(out, key=lambda f: (f[1], f[2], f[0]))
     cap = min(x for x in (cfg.limit, SMOKE_FILES if cfg.smoke else None, len(frames)) if x is not None)
     return frames[:cap]
-
-
-def read_downloads(path: str) -> dict[tuple[str, int], dict]:
-    """Existing downloads table as ``{(camera, expnum): row}`` (empty if none yet)."""
-    if not exists(path):
-        return {}
-    from arcray.io import read_bytes
-
-    table = pq.read_table(pa.BufferReader(read_bytes(path)))
-    return {(r["camera"], int(r["expnum"])): r for r in table.to_pylist()}
-
-
-def write_downloads(path: str, rows: dict[tuple[str, int], dict], cfg: DownloadConfig) -> None:
-    ordered = [rows[k] for k in sorted(rows, key=lambda k: (rows[k]["mjd"], k[1], k[0]))]
-    table = pa.Table.from_pylist([{f.name: r.get(f.name) for f in DOWNLOADS_SCHEMA} for r in ordered],
-                                 schema=DOWNLOADS_SCHEMA)
-    atomic_write_parquet(path, table, provenance(cfg.config_hash(), steps=["download"],
-                                                 base_url=cfg.sas_root))
 
 
 def result_row(res: FetchResult) -> dict:
@@ -184,15 +162,13 @@ def _actor_class():
 
 
 def run_download(layout: Layout, cfg: DownloadConfig, credentials: Credentials, *,
-                 manifest_path: str | None = None,
-                 progress: Callable[..., None] | None = None,
-                 flush_every_s: float = 2.0) -> DownloadSummary:
-    """Fetch the selected frames; rewrite ``layout.downloads``; return counts (no exception for M > 0)."""
+                 manifest_path: str | None = None, progress: Callable[..., None] | None = None,
+                 flush_every_s: float = 2.0, address: str | None = None) -> DownloadSummary:
+    """Fetch the selected frames; rewrite ``layout.downloads``; return counts (no exception for
+    failed files: they are rows of the downloads table)."""
     manifest_path = manifest_path or layout.manifest
     if not exists(manifest_path):
         raise InputError(f"manifest {manifest_path} not found (run `arcray scrape` first)")
-    from arcray.io import read_bytes
-
     frames = select_frames(pq.read_table(pa.BufferReader(read_bytes(manifest_path))), cfg)
     if not frames:
         raise InputError("no frames in the manifest match the filters")
@@ -209,22 +185,27 @@ def run_download(layout: Layout, cfg: DownloadConfig, credentials: Credentials, 
             probe.close()
         if progress:
             progress(0, total=len(todo))
-        results, startup = _run_pool(todo, cfg, credentials, rows, layout, progress, flush_every_s)
-        write_downloads(layout.downloads, rows, cfg)
+        results, startup = _run_pool(todo, cfg, credentials, rows, layout, progress, flush_every_s, address)
+        write_downloads(layout.downloads, rows, cfg.config_hash(), cfg.sas_root)
     n_failed = sum(r.status == "failed" for r in results)
     n_new = sum(r.status == "ok" for r in results)
-    return DownloadSummary(n_ok=n_new, n_skipped=len(frames) - n_new - n_failed, n_failed=n_failed,
-                           n_selected=len(frames), bytes=sum(r.downloaded for r in results),
-                           seconds=time.monotonic() - t0, table=layout.downloads, startup_s=startup)
+    n_skipped = len(frames) - n_new - n_failed
+    nbytes = sum(r.downloaded for r in results)
+    return DownloadSummary(stage="download", n_ok=n_new, n_skipped=n_skipped, n_failed=n_failed,
+                           seconds=time.monotonic() - t0, unit="files", failures=layout.downloads,
+                           outputs={"downloads": layout.downloads, "raw": layout.raw_root},
+                           notes=(f"{n_skipped} already present", f"{nbytes / 1e6:.1f} MB"),
+                           n_selected=len(frames), bytes=nbytes, startup_s=startup)
 
 
-def _run_pool(todo, cfg, credentials, rows, layout, progress, flush_every_s) -> tuple[list[FetchResult], float]:
+def _run_pool(todo, cfg, credentials, rows, layout, progress, flush_every_s,
+              address) -> tuple[list[FetchResult], float]:
     import ray
     from ray.util import ActorPool, metrics
 
     from arcray.raycluster import ensure_ray
 
-    ensure_ray()
+    ensure_ray(address)
     n = min(cfg.actors, len(todo))
     cls = _actor_class()
     t_start = time.monotonic()
@@ -245,7 +226,7 @@ def _run_pool(todo, cfg, credentials, rows, layout, progress, flush_every_s) -> 
                 rate = nbytes / 1e6 / max(1e-3, time.monotonic() - t0)
                 progress(1, description=f"download {nbytes / 1e6:,.0f} MB {rate:.1f} MB/s")
             if time.monotonic() - last_flush > flush_every_s:
-                write_downloads(layout.downloads, rows, cfg)
+                write_downloads(layout.downloads, rows, cfg.config_hash(), cfg.sas_root)
                 last_flush = time.monotonic()
     finally:
         for a in actors:
