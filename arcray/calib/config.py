@@ -11,6 +11,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from arcray.config import StageConfig
+from arcray.instrument import SATURATION_ADU
 
 OverscanMethod = Literal["median", "row"]
 FullFrame = Literal["none", "float32", "float16"]
@@ -60,7 +61,7 @@ class CalibConfig(StageConfig):
 
     overscan: OverscanMethod = Field(
         "median", description="'median': one robust bias level per amp (ADU); 'row': a median per row.")
-    saturation_adu: int = Field(65535, description="Raw ADU at/above which a pixel is saturated.")
+    saturation_adu: int = Field(SATURATION_ADU, description="Raw ADU at/above which a pixel is saturated.")
     window_size: int = Field(256, ge=16, description="Side of the square cut-outs, px (native resolution).")
     bin_factor: int = Field(8, ge=1, description="Block size of the binned full-frame view, px.")
     binned_size: int = Field(
