@@ -87,7 +87,11 @@ def test_calibrate_run_failures_rerun_and_readback(ray_local, raw_tree, tmp_path
     assert _parquet_files(layout) == files  # replaced, not duplicated
     assert all(os.stat(f).st_mtime_ns >= mtimes[f] for f in files)
     assert len(pq.read_table(layout.calibrated_failures)) == 4  # failures replaced too
+    _check_readback(layout, kept, cfg)
 
+
+def _check_readback(layout, kept, cfg) -> None:
+    """The written dataset through pyarrow.dataset, pandas and Ray Data, against calibrate_frame."""
     # pyarrow.dataset, one camera (tensor shapes are the same for every camera anyway)
     dset = pads.dataset(layout.calibrated, format="parquet", partitioning="hive")
     tab = dset.to_table(filter=pads.field("camera") == "b1")

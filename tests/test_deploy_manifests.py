@@ -4,6 +4,9 @@ The chart is rendered and linted by the real Helm (Go library, via helm-python-s
 is validated against the Kubernetes JSON schemas (kubernetes-validate, strict) or, for ray.io kinds,
 against the KubeRay v1.7.0 CRD openAPIV3Schema (unknown fields refused unless the CRD says
 x-kubernetes-preserve-unknown-fields). Name-length rules of the KubeRay operator are mirrored.
+
+About 400 lines on purpose: the chart, the raw manifests and their shared validators are one idea
+(what goes to the cluster is valid), and splitting them would duplicate the loaders and validators.
 """
 
 from __future__ import annotations

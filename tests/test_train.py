@@ -9,7 +9,7 @@ import pytest
 
 from arcray.model.store import load_model
 from arcray.paths import Layout
-from arcray.testing.calibrated import write_synthetic_dataset
+from arcray.testing.calibrated import pca_loss_on_split, write_synthetic_dataset
 from arcray.training.config import TrainConfig
 from arcray.training.trainer import train_camera
 
@@ -42,7 +42,8 @@ def test_worker_killed_mid_run_resumes_from_checkpoint(ray_local, tmp_path):
     lm = load_model(Layout(out).model_dir("b1", "arc", 3))
     assert lm.meta["metrics"]["epochs_run"] == 3 and np.isfinite(lm.meta["metrics"]["test_loss"])
     assert lm.view.crop == (16, 16, 32, 32)
-    assert lm.meta["metrics"]["pca_val_loss"] > 0
+    assert lm.meta["metrics"]["pca_val_loss"] == pytest.approx(pca_loss_on_split(data, "b1", lm, 3, "val"),
+                                                               rel=1e-5)
 
 
 def test_worker_loop_receives_the_typed_config_it_validates_again():

@@ -10,25 +10,10 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-from arcray.model.loss import masked_mse_np
-from arcray.model.pca import fit_pca
-from arcray.model.split import split_labels
 from arcray.model.store import load_model
 from arcray.paths import TRAIN_FIGURES, Layout
-from arcray.testing.calibrated import write_synthetic_dataset
+from arcray.testing.calibrated import pca_loss_on_split, write_synthetic_dataset
 from arcray.training.tune import best_trials
-
-
-def _pca_loss(layout: Layout, lm, latent: int, split: str) -> float:
-    """PCA's masked loss at ``latent`` on ``split`` nights, computed here from the calibrated files
-    and the model's own view and normaliser (the pipeline computes it through Ray Data)."""
-    tab = pq.read_table(layout.calibrated_partition("b1", "arc"), partitioning=None)
-    x, m = lm.view.extract_table(tab)
-    split_of = split_labels(tab.column("mjd").to_numpy())
-    y = lm.normaliser.forward(x)
-    p = fit_pca(y[split_of == "train"], latent, m[split_of == "train"])
-    ys, ms = y[split_of == split], m[split_of == split]
-    return masked_mse_np(p.decode(p.encode(ys, ms)), ys, ms)
 
 
 @pytest.mark.ray
@@ -56,7 +41,8 @@ def test_tune_registers_the_best_trial_per_latent_and_scores_pca(ray_local, tmp_
         assert lm.meta["metrics"]["trial_id"] == best["trial_id"] and lm.meta["metrics"]["lr"] == best["lr"]
         assert lm.meta["metrics"]["val_loss"] == pytest.approx(best["best_val_loss"])
         # PCA's loss at the same latent, on the validation nights, as computed independently
-        assert grp["pca_val_loss"].to_numpy() == pytest.approx(_pca_loss(Layout(data), lm, lat, "val"), rel=1e-5)
+        assert grp["pca_val_loss"].to_numpy() == pytest.approx(pca_loss_on_split(data, "b1", lm, lat, "val"),
+                                                               rel=1e-5)
         assert np.isfinite(best["test_loss"]) and math.isnan(grp.drop(index=best.name)["test_loss"].iloc[0])
         x = np.full((2, 32, 32), 100.0, np.float32)
         assert lm.encode(x).shape == (2, lat) and lm.decode(lm.encode(x)).shape == (2, 32, 32)

@@ -78,3 +78,23 @@ def _write_frame(layout: Layout, cam: str, flavor: str, mjd: int, expnum: int, w
     })
     atomic_write_parquet(layout.calibrated_frame(cam, flavor, mjd, expnum), table,
                          provenance(None, ["synthetic"]))
+
+
+def pca_loss_on_split(data_root: str, camera: str, model, latent: int, split: str,
+                      flavor: str = "arc") -> float:
+    """PCA's masked loss at ``latent`` on the ``split`` nights of ``camera``, computed directly from
+    the calibrated files with a registered ``model``'s view and normaliser (no Ray): the number the
+    pipeline reports as ``pca_<split>_loss``, found independently."""
+    import pyarrow.parquet as pq
+
+    from arcray.model.loss import masked_mse_np
+    from arcray.model.pca import fit_pca
+    from arcray.model.split import split_labels
+
+    tab = pq.read_table(Layout(data_root).calibrated_partition(camera, flavor), partitioning=None)
+    x, m = model.view.extract_table(tab)
+    split_of = split_labels(tab.column("mjd").to_numpy())
+    y = model.normaliser.forward(x)
+    p = fit_pca(y[split_of == "train"], latent, m[split_of == "train"])
+    ys, ms = y[split_of == split], m[split_of == split]
+    return masked_mse_np(p.decode(p.encode(ys, ms)), ys, ms)
