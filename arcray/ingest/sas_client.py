@@ -4,7 +4,7 @@ A file is fetched into ``<dest>.part`` (its validators in ``<dest>.part.json``),
 ``Range``/``If-Range`` after a dropped connection or a killed run, verified (length, gzip CRC by
 full decompression, FITS header readable, ``CAMERAS``/``EXPOSURE`` match the name) and only then
 renamed to ``dest``: a file at its final path is always complete. No Ray here; the actor pool in
-``arcray.ingest.download`` runs one ``SasClient`` per actor.
+``arcray.pipeline.download`` runs one ``SasClient`` per actor.
 """
 
 from __future__ import annotations
