@@ -80,8 +80,7 @@ def _max_failures_cb(value: str | None):
 
 
 Root = Annotated[str, typer.Option(
-    "--root", help="Pipeline root (directory or pyarrow/fsspec URI such as s3://bucket/arcray); "
-                   "every artefact is named below it (arcray.paths.Layout).")]
+    "--root", help="Pipeline root: a directory or a pyarrow/fsspec URI (s3://bucket/arcray).")]
 Cameras = Annotated[Optional[str], typer.Option(
     "--cameras", callback=_cameras_cb, metavar="b1,r1",
     help="Comma-separated cameras (b1, r1, b2, r2; default: every camera with input).")]
