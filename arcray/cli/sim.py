@@ -9,6 +9,7 @@ import typer
 
 from arcray.cli.apps import sim_app
 from arcray.errors import ConfigError
+from arcray.sim.instrument_faults import DEFAULT_FAULT_RATE
 
 
 def _split(value: Optional[str]) -> tuple[str, ...] | None:
@@ -33,6 +34,9 @@ def render(
     no_frames: Annotated[bool, typer.Option("--no-frames", help="Skip raw frames (a server can render "
                                                                "them on request).")] = False,
     smoke: Annotated[bool, typer.Option("--smoke", help="A tiny night: 8 exposures, for CI.")] = False,
+    fault_rate: Annotated[float, typer.Option(
+        "--fault-rate", min=0.0, max=1.0,
+        help="Fraction of arcs and flats with an instrument fault (labelled in truth.parquet).")] = DEFAULT_FAULT_RATE,
 ) -> None:
     """Render nights of raw frames, monthly night-log archives, truth.parquet and world.json."""
     from arcray.paths import SimLayout
@@ -44,12 +48,12 @@ def render(
     except ValueError:
         raise ConfigError(f"--start {start!r} is not a date (YYYY-MM-DD)") from None
     spec = WorldSpec(start=start, nights=nights, seed=seed, observatory=observatory, cameras=_split(cameras),
-                     flavors=_split(flavors), reduced=smoke, fields_per_night=fields)
+                     flavors=_split(flavors), reduced=smoke, fields_per_night=fields, fault_rate=fault_rate)
     n_frames = 0 if no_frames else len(SimWorld(spec).frames())
     with progress_bar("rendering frames", n_frames, unit="frames") as advance:
         world = render_world(out, start_date, nights, seed, observatory, cameras=spec.cameras,
                              flavors=spec.flavors, reduced=smoke, fields_per_night=fields, workers=workers,
-                             write_frames=not no_frames, progress=advance)
+                             write_frames=not no_frames, progress=advance, fault_rate=fault_rate)
     layout = SimLayout(out)
     typer.echo(f"exposures: {len(world.exposures)}  frames: {n_frames}")
     typer.echo(f"sas:       {layout.sas_root}")

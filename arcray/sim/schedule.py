@@ -197,12 +197,14 @@ class _Collimator:
         self.rng = rng
 
     def hartmann_result(self) -> None:
-        """Observers correct the piston error when it exceeds ~10 steps, with a small tilt tweak."""
+        """Observers correct the piston error when it exceeds ~10 steps, with small tweaks of the
+        mirror's tip (A against B) and tilt (C against A and B)."""
         err = sum(p - r for p, r in zip(self.pos, self.ref)) / 3.0
         if abs(err) > 10 or self.rng.random() < 0.3:
             corr = -int(round(err * self.rng.uniform(0.6, 0.9))) + int(self.rng.integers(-6, 7))
-            tilt = int(self.rng.integers(-12, 13))
-            self.pos = [self.pos[0] + corr + tilt, self.pos[1] + corr - tilt, self.pos[2] + corr]
+            tip = int(self.rng.integers(-12, 13))
+            tilt = int(self.rng.integers(-15, 16))
+            self.pos = [self.pos[0] + corr + tip, self.pos[1] + corr - tip, self.pos[2] + corr - tilt]
 
 
 def build_schedule(start: date, nights: int, seed: int, observatory: str = "apo",
