@@ -112,3 +112,35 @@ def test_archives_are_deterministic_gzip_named_by_month(tmp_path):
     lco = [SimExposure(expnum=47000, mjd=60280, observatory="lco", flavor="arc", hartmann="Out",
                        exptime=45.0, date_obs=datetime(2023, 12, 2, 1), cameras=("b2", "r2"))]
     assert write_month_archives(lco, str(tmp_path / "d"), seed=5) == []
+
+
+def test_sos_short_and_long_tables_each_give_exactly_the_world_exposures():
+    """A 2025 world's nights in each SOS form (BOSS_log.py default and --long): every exposure,
+    arcs and flats included, with its cameras, and the Hartmann arcs flagged."""
+    from dataclasses import replace
+    from datetime import date
+
+    from arcray.sim.mailman import render_boss_table
+    from arcray.sim.schedule import build_schedule
+    from arcray.sim.state import simulate_states
+
+    exps = build_schedule(date(2025, 3, 1), 3, 9, "apo")
+    exps = [e if e.expnum % 11 else replace(e, cameras=("r1",)) for e in exps]  # some blue files missing
+    states = simulate_states(exps, 9)
+    for layout in ("sos", "sos_long"):
+        rows = []
+        for mjd in sorted({e.mjd for e in exps}):
+            night = [e for e in exps if e.mjd == mjd]
+            table = render_boss_table(layout, mjd, night, random.Random(mjd), states)
+            body = "\n".join(["---- BOSS Data Summary ----", *table, "", "---- Log Support ----", "x"])
+            text = (f"From observer at example.org  Sun Mar  2 13:00:00 2025\nFrom: observer at example.org\n"
+                    f"Subject: [Sloan-25mlog] night log MJD {mjd}\nMessage-ID: <{mjd}.{layout}@x>\n\n{body}\n\n")
+            res = parse_archive(text)
+            assert res.warnings == []
+            rows += res.rows
+        assert {r.layout for r in rows} == {layout}
+        assert sorted(map(_key, rows)) == sorted(map(_key, exps))
+        assert {r.flavor for r in rows} == {"arc", "flat", "science", "bias", "dark"}
+        hart = {r.expnum for r in rows if r.is_hartmann}
+        assert hart == {e.expnum for e in exps if e.is_hartmann} and len(hart) >= 6
+        assert any(r.cameras == ("r1",) for r in rows)
