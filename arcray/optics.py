@@ -27,6 +27,13 @@ edge ``|u| = 1`` or ``|v| = 1``), evaluated at the nominal position of each line
   into ``SIGMA_CLIP`` px.
 
 The first-version four-number state is ``a0``, ``b0``, ``s0`` and one lamp brightness.
+
+The field is a displacement map of the nominal image: the nominal point ``(x0, y0)`` lands at
+``(x0 + dx, y0 + dy)`` with the width ``sigma`` evaluated there (``displace``). A displaced trace at
+an output row is therefore the image of the nominal trace point that lands on that row (``trace``,
+``trace_x``), and every line of ``line_positions`` lies exactly on its displaced trace; the
+simulator renders these positions and widths, and ``displacements`` / ``rms_line_errors`` evaluate
+many fields at once for scoring.
 """
 
 from __future__ import annotations
