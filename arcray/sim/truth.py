@@ -14,6 +14,9 @@
   ``sigma = s0``, ``A`` (mean brightness of the frame's lamps: both arc lamps on arcs, ``FF`` on
   flats; 1 on science, 0 on bias/dark) and ``dx_hidden, dy_hidden, sigma_hidden, A_hidden``.
 
+On Hartmann Left/Right arcs the doors move every line along rows by -/+
+``light.hartmann_defocus(sigma)`` on top of the field (a focus test, not a calibration state).
+
 Scoring (``calibration-state.md`` §5), pure and vectorised, through ``arcray.optics``:
 ``field_of(row)`` -> ``Field``; ``true_lines(row)`` -> true ``(x, y, sigma)`` of every (fiber, line);
 ``line_error(predicted, row)`` -> RMS line-centre error of a predicted field; ``floors(truth)`` ->
