@@ -27,6 +27,13 @@ edge ``|u| = 1`` or ``|v| = 1``), evaluated at the nominal position of each line
   into ``SIGMA_CLIP`` px.
 
 The first-version four-number state is ``a0``, ``b0``, ``s0`` and one lamp brightness.
+
+The field is a displacement map of the nominal image: the nominal point ``(x0, y0)`` lands at
+``(x0 + dx, y0 + dy)`` with the width ``sigma`` evaluated there (``displace``). A displaced trace at
+an output row is therefore the image of the nominal trace point that lands on that row (``trace``,
+``trace_x``), and every line of ``line_positions`` lies exactly on its displaced trace; the
+simulator renders these positions and widths, and ``displacements`` / ``rms_line_errors`` evaluate
+many fields at once for scoring.
 """
 
 from __future__ import annotations
@@ -159,19 +166,40 @@ def traces(camera: str) -> Traces:
     return Traces(x0=x0, s=s, bow=bow, tilt=tilt, alive=alive)
 
 
-def trace_x(camera: str, fibers, rows, field: Field | None = None) -> np.ndarray:
-    """Trace centre columns of 0-based ``fibers`` at ``rows`` (broadcast against each other), under
-    ``field`` (``None``: nominal)."""
+def _nominal_trace(camera: str, f: np.ndarray, y: np.ndarray) -> np.ndarray:
     t = traces(camera)
-    f = np.asarray(fibers, dtype=np.intp)
-    y = np.asarray(rows, float)
     h = detector_size(camera)[0]
     v = (y - h / 2.0) / (h / 2.0)
-    x = t.x0[f] + t.bow[f] * v * v + t.tilt[f] * v
+    return t.x0[f] + t.bow[f] * v * v + t.tilt[f] * v
+
+
+def trace_x(camera: str, fibers, rows, field: Field | None = None) -> np.ndarray:
+    """Trace centre columns of 0-based ``fibers`` at ``rows`` (broadcast against each other), under
+    ``field`` (``None``: nominal).
+
+    The field maps every nominal point ``(x0, y0)`` to ``(x0 + dx, y0 + dy)`` (``displace``), so the
+    displaced trace at output row ``y`` is the image of the nominal trace point at the row ``y0``
+    with ``y0 + dy(u0, v0) = y`` (one fixed-point step: the error is below 1e-4 px). A pure ``dy``
+    therefore moves a tilted trace across columns by its slope (<= 0.016 px per px of ``dy``), as on
+    the detector, and a line of ``line_positions`` lies exactly on its displaced trace."""
+    f = np.asarray(fibers, dtype=np.intp)
+    y = np.asarray(rows, float)
     if field is None:
-        return x
-    u, _ = normalised(camera, x, y)
-    return x + field.dx(u, v)
+        return _nominal_trace(camera, f, y)
+    return trace(camera, f, y, field)[0]
+
+
+def trace(camera: str, fibers, rows, field: Field) -> tuple[np.ndarray, np.ndarray]:
+    """``(x, sigma)`` of the displaced traces of 0-based ``fibers`` at output ``rows`` (broadcast):
+    the centre column (as ``trace_x``) and the local width there (the width field at the nominal
+    point that lands on that row)."""
+    f = np.asarray(fibers, dtype=np.intp)
+    y = np.asarray(rows, float)
+    u, v = normalised(camera, _nominal_trace(camera, f, y), y)
+    y0 = y - field.dy(u, v)
+    x0 = _nominal_trace(camera, f, y0)
+    u0, v0 = normalised(camera, x0, y0)
+    return x0 + field.dx(u0, v0), field.sigma(u0, v0)
 
 
 @dataclass(frozen=True)
@@ -257,3 +285,54 @@ def rms_line_error(camera: str, predicted: Field, true: Field, fibers=None, line
     es = predicted.sigma(u, v) - true.sigma(u, v)
     return {"x": float(np.sqrt(np.mean(ex * ex))), "y": float(np.sqrt(np.mean(ey * ey))),
             "xy": float(np.sqrt(np.mean(ex * ex + ey * ey))), "sigma": float(np.sqrt(np.mean(es * es)))}
+
+
+def displace(camera: str, field: Field, x0, y0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(x, y, sigma)`` of nominal trimmed points ``(x0, y0)`` under ``field``: each point moves by
+    the field evaluated at its nominal position and takes the local width there."""
+    x0, y0 = np.asarray(x0, float), np.asarray(y0, float)
+    u, v = normalised(camera, x0, y0)
+    return x0 + field.dx(u, v), y0 + field.dy(u, v), field.sigma(u, v)
+
+
+def nominal_wavelength_positions(camera: str, wave, fibers=None) -> tuple[np.ndarray, np.ndarray]:
+    """Nominal ``(x, y)`` of light of wavelengths ``wave`` (A, air) on ``fibers`` (0-based, default
+    all 500), each ``[n_fibers, n_waves]``: the same rule as the lamp lines (wavelength solution +
+    ``LINE_CURVATURE_PX`` towards the edge fibers, on the fiber's trace). NaN off the detector."""
+    t = traces(camera)
+    f = np.arange(N_FIBERS) if fibers is None else np.asarray(fibers, np.intp)
+    rows = np.atleast_1d(row_of_wavelength(camera, np.asarray(wave, float)))
+    y = rows[None, :] + LINE_CURVATURE_PX * (t.s[f] ** 2)[:, None]
+    return trace_x(camera, f[:, None], y), y
+
+
+def field_matrix(fields) -> np.ndarray:
+    """``[N, 12]`` coefficients (``FIELD_TERMS`` order) of a sequence of ``Field`` or of rows already
+    given as arrays."""
+    rows = [f.as_array() if isinstance(f, Field) else np.asarray(f, float) for f in fields]
+    return np.stack(rows) if rows else np.zeros((0, len(FIELD_TERMS)))
+
+
+def displacements(camera: str, coeffs, x0, y0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(dx, dy, sigma)`` of N fields (``coeffs`` ``[N, 12]``) at M nominal points (``x0``, ``y0``
+    flattened), each ``[N, M]``: the vectorised form of ``Field.dx/dy/sigma`` for scoring many
+    exposures at once."""
+    c = np.atleast_2d(np.asarray(coeffs, float))
+    u, v = normalised(camera, np.ravel(x0), np.ravel(y0))
+    dx = c[:, 0:4] @ basis("x", u, v).T
+    dy = c[:, 4:8] @ basis("y", u, v).T
+    sig = np.clip(c[:, 8:12] @ basis("s", u, v).T, *SIGMA_CLIP)
+    return dx, dy, sig
+
+
+def rms_line_errors(camera: str, predicted, true, fibers=None, line_ids=None) -> dict[str, np.ndarray]:
+    """``rms_line_error`` for N exposures at once: ``predicted`` and ``true`` are ``[N, 12]``
+    coefficient arrays (``field_matrix``); returns arrays ``x``, ``y``, ``xy``, ``sigma`` of length N
+    (px, RMS over every alive fiber and line)."""
+    t = traces(camera)
+    f = np.flatnonzero(t.alive) if fibers is None else np.asarray(fibers, np.intp)
+    x0, y0 = nominal_line_positions(camera, f, line_ids)
+    px, py, ps = displacements(camera, predicted, x0, y0)
+    tx, ty, ts = displacements(camera, true, x0, y0)
+    ex, ey, es = np.mean((px - tx) ** 2, 1), np.mean((py - ty) ** 2, 1), np.mean((ps - ts) ** 2, 1)
+    return {"x": np.sqrt(ex), "y": np.sqrt(ey), "xy": np.sqrt(ex + ey), "sigma": np.sqrt(es)}

@@ -40,9 +40,6 @@ from arcray.instrument import OBSERVATORY
 
 # The SAS path of a raw frame relative to the archive root (``.../sas/``), as on data.sdss5.org.
 SAS_RELEASE = "sdsswork"
-# Kept only for ``arcray/ingest/logparse.py`` (owned by another change): the map's one home is
-# ``arcray.instrument.OBSERVATORY``; remove this alias once logparse imports that.
-OBSERVATORY_OF_CAMERA = OBSERVATORY
 MODEL_FILE, MODEL_META_FILE = "model.pt", "meta.json"  # the two files of a registered model
 TRAIN_FIGURES = ("curves", "loss_vs_latent", "recon")  # kinds of ``Layout.train_figure``
 

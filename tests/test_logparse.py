@@ -77,7 +77,9 @@ WARNING: b1-00379201: arc line width 1.27 px above 1.25
 https://data.sdss5.org/sas/sdsswork/data/boss/sos/apo/60281/logfile-60281.html
 """
 
-# idlspec2d BOSS_log.py (2025): pandas table with an index column, legend lines after it
+# idlspec2d BOSS_log.py (2025), its default (short) log as print_summary prints it after
+# built_short_log: one row per exposure, CCD merged (b1,-  -,r1), blue,red QA pairs, Hartmann
+# frames flavoured 'hart' (a dark with closed doors too), the header's first character 'n'
 SOS_MSG = """\
 From nightlead at example.org  Tue May  6 14:19:54 2025
 From: nightlead at example.org (Night Lead)
@@ -87,17 +89,58 @@ Message-ID: <c1@example.org>
 
 ---- BOSS Data Summary ----
 Reading FITS from: /data/spectro/60801,  /data/boss/sos/60801
-Using /data/boss/sos/60801/logfile-60801.fits ...
-- - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - -
-       Time  Filename CCD  Q  DESIGN  Field  configID     cols(A,B,C)  T[°C]   EXP  Flav     Hrt       FFS    lamps    98%  fratio  W(X)SIG  w_shift  sky/s  SN2  SN2_V2
-0  02:01:05  00392001  b1  1    -999   -999      -999  1200,1190,1185    5.1   4.1   arc     Out  11111111  Ne,HgCd  43128     NaN     1.05     0.10    NaN  NaN     NaN
-1  02:01:05  00392001  r1  1    -999   -999      -999  1200,1190,1185    5.1   4.1   arc     Out  11111111  Ne,HgCd  40118     NaN     1.11     0.12    NaN  NaN     NaN
-2  02:04:00  00392002  b1  1    -999   -999      -999  1200,1190,1185    5.1  25.0  flat     Out  11111111       FF  49747    0.98      NaN      NaN    NaN  NaN     NaN
-3  02:06:30  00392003  r1  1    -999   -999      -999  1200,1190,1185    5.1   4.1  hart       R  11111111  Ne,HgCd  56754     NaN     1.12    -0.38    NaN  NaN     NaN
-4  04:30:00  00392004  b1  1   23456 101234      7890  1200,1190,1185    5.0 900.0   sci  Closed  00000000        -  22622     NaN      NaN      NaN   12.1  3.2     3.1
+Using /data/boss/sos/60801/logfile-60801.fits from IDLSPEC2D version v6_2_1  (RUN2D v6_2_1)
+- - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - -
+n      Time  Filename    CCD  Q DESIGN   Field configID     cols(A,B,C)  T[°C]  EXP  Flav     Hrt FFS  lamps  98%   fratio    W(X)SIG   w_shift    sky/s       SN2    SN2_V2
+- - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - -
+0  02:01:02  00392001  b1,r1  1      -       -        -  1200,1190,1185    5.1    4   arc     Out   8  -,4,4    -  1.0,1.0  1.19,1.03  -0.4,0.1        -         -         -
+1  02:04:23  00392002   b1,-  1      -       -        -  1200,1190,1185    5.1   25  flat     Out   8  4,-,-    -    1.0,-     0.99,-         -        -         -         -
+2  02:06:20  00392003   -,r1  -      -       -        -  1200,1190,1185    5.1    4  hart       R   8  -,4,4    -        -          -         -        -         -         -
+3  02:24:58  00392004  b1,r1  1  23456  101234     7890  1200,1190,1185    5.1  900   sci     Out   -    -      -        -          -         -  .54,.47  24.9,4.8  23.5,3.8
+4  02:27:58  00392005  b1,r1  1      -       -        -  1200,1190,1185    5.0  900  hart  Closed   8  -,0,0    4        -          -         -        -         -         -
+5  02:15:58  00392006  b1,r1  1      -       -        -  1200,1190,1185    5.0    0  bias     Out   8    -    4,6  1.0,1.0          -         -        -         -         -
+6  02:18:20  00392007  b1,r1  -      -       -        -  1200,1190,1185    5.0    4  hart       L   8  -,4,4    -        -          -         -        -         -         -
+- - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - -
+      Q = Quality {'excellent': 1, 'marginal': 0.5, 'bad': 0, 'test': -1};    T[°C] = MC1TEMDN: sp1 mech Median temp
+      FFS = Flat Screens {'open': 0, 'closed': 1, 'Failure - X(?)': 10};    lamps = 4,4,4 (FF, NE, HGCD) {'on': 1,'off': 0,'Failure - X(?)': 10}
+      fratio & w_shift(Anstrom of central pixel) are comparison to reference data: flat-60000 arc-60000 bias-60000 dark-60000
 
-Q: SOS quality flag (1 = good)   Hrt: Hartmann doors (Out, L, R, Closed)
-W(X)SIG: median arc line width 00000001 (pixels)
+    ---- SOS ERRORS/WARNGINGS ----
+      b1-00392001 WARNING: arc line width 1.19 px
+"""
+
+# the same night with --long: one row per camera file, lamp flags, full ctime
+SOS_LONG_MSG = """\
+From nightlead at example.org  Tue May  6 14:29:54 2025
+From: nightlead at example.org (Night Lead)
+Date: Tue, 06 May 2025 07:29:54 -0700
+Subject: [Sloan-25mlog] APO 2.5m night log MJD 60801
+Message-ID: <c2@example.org>
+
+---- BOSS Data Summary ----
+Reading FITS from: /data/spectro/60801,  /data/boss/sos/60801
+Using /data/boss/sos/60801/logfile-60801.fits from IDLSPEC2D version v6_2_1  (RUN2D v6_2_1)
+- - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - -
+n                       Time                Filename CCD DESIGNID   Field configID  EXPTIME flavor     Hrt       FF              FFS       NE     HGCD  colA  colB  colC  T[°C] 98% fratio  W(X) w_shift sky/s   SN2 SN2_V2    QUALITY
+- - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - -
+0   Tue May  6 02:01:02 2025  sdR-b1-00392001.fit.gz  b1        -       -        -     4.09    arc     Out  0 0 0 0  1 1 1 1 1 1 1 1  1 1 1 1  1 1 1 1  1200  1190  1185    5.1   -    1.0  1.19    -0.4     -     -      -  excellent
+1   Tue May  6 02:01:02 2025  sdR-r1-00392001.fit.gz  r1        -       -        -     4.09    arc     Out  0 0 0 0  1 1 1 1 1 1 1 1  1 1 1 1  1 1 1 1  1200  1190  1185    5.1   -    1.0  1.03     0.1     -     -      -  excellent
+2   Tue May  6 02:04:23 2025  sdR-b1-00392002.fit.gz  b1        -       -        -    25.31   flat     Out  1 1 1 1  1 1 1 1 1 1 1 1  0 0 0 0  0 0 0 0  1200  1190  1185    5.1   -    1.0  0.99       -     -     -      -  excellent
+3   Tue May  6 02:06:20 2025  sdR-r1-00392003.fit.gz  r1        -       -        -     4.09   hart       R  0 0 0 0  1 1 1 1 1 1 1 1  1 1 1 1  1 1 1 1  1200  1190  1185    5.1   -      -     -       -     -     -      -          -
+4   Tue May  6 02:24:58 2025  sdR-b1-00392004.fit.gz  b1    23456  101234     7890   900.41    sci     Out  0 0 0 0  0 0 0 0 0 0 0 0  0 0 0 0  0 0 0 0  1200  1190  1185    5.1   -      -     -       -   .54  24.9   23.5  excellent
+5   Tue May  6 02:24:58 2025  sdR-r1-00392004.fit.gz  r1    23456  101234     7890   900.41    sci     Out  0 0 0 0  0 0 0 0 0 0 0 0  0 0 0 0  0 0 0 0  1200  1190  1185    5.1   -      -     -       -   .47   4.8    3.8  excellent
+6   Tue May  6 02:27:58 2025  sdR-b1-00392005.fit.gz  b1        -       -        -   900.00   hart  Closed  0 0 0 0  1 1 1 1 1 1 1 1  0 0 0 0  0 0 0 0  1200  1190  1185    5.0   4      -     -       -     -     -      -  excellent
+7   Tue May  6 02:27:58 2025  sdR-r1-00392005.fit.gz  r1        -       -        -   900.00   hart  Closed  0 0 0 0  1 1 1 1 1 1 1 1  0 0 0 0  0 0 0 0  1200  1190  1185    5.0   5      -     -       -     -     -      -  excellent
+8   Tue May  6 02:15:58 2025  sdR-b1-00392006.fit.gz  b1        -       -        -     0.00   bias     Out  0 0 0 0  1 1 1 1 1 1 1 1  0 0 0 0  0 0 0 0  1200  1190  1185    5.0   4    1.0     -       -     -     -      -  excellent
+9   Tue May  6 02:15:58 2025  sdR-r1-00392006.fit.gz  r1        -       -        -     0.00   bias     Out  0 0 0 0  1 1 1 1 1 1 1 1  0 0 0 0  0 0 0 0  1200  1190  1185    5.0   6    1.0     -       -     -     -      -  excellent
+10  Tue May  6 02:18:20 2025  sdR-b1-00392007.fit.gz  b1        -       -        -     4.09   hart       L  0 0 0 0  1 1 1 1 1 1 1 1  1 1 1 1  1 1 1 1  1200  1190  1185    5.0   -      -     -       -     -     -      -          -
+11  Tue May  6 02:18:20 2025  sdR-r1-00392007.fit.gz  r1        -       -        -     4.09   hart       L  0 0 0 0  1 1 1 1 1 1 1 1  1 1 1 1  1 1 1 1  1200  1190  1185    5.0   -      -     -       -     -     -      -          -
+- - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - -
+      T[°C] = MC1TEMDN: sp1 mech Median temp
+      fratio & w_shift(Anstrom of central pixel) are comparison to reference data: flat-60000 arc-60000 bias-60000 dark-60000
+
+    ---- SOS ERRORS/WARNGINGS ----
+      b1-00392001 WARNING: arc line width 1.19 px
 """
 
 
@@ -131,22 +174,46 @@ def test_list_layout_merges_camera_rows():
     assert [r.exptime for r in res.rows] == pytest.approx([4.1, 25.0, 4.1])
 
 
-def test_sos_layout_with_index_column_and_legend():
-    res = parse_archive(SOS_MSG)
+SOS_WANT = {
+    (60801, 392001, "arc", "Out", False, ("b1", "r1")),
+    (60801, 392002, "flat", "Out", False, ("b1",)),
+    (60801, 392003, "arc", "Right", True, ("r1",)),
+    (60801, 392004, "science", "Out", False, ("b1", "r1")),
+    (60801, 392005, "dark", "Closed", False, ("b1", "r1")),  # printed 'hart' (doors not Out)
+    (60801, 392006, "bias", "Out", False, ("b1", "r1")),
+    (60801, 392007, "arc", "Left", True, ("b1", "r1")),
+}
+
+
+@pytest.mark.parametrize("text,layout", [(SOS_MSG, "sos"), (SOS_LONG_MSG, "sos_long")])
+def test_sos_short_and_long_layouts_give_the_same_exposures(text, layout):
+    res = parse_archive(text)
     assert res.warnings == []
-    assert _sets(res.rows) == {
-        (60801, 392001, "arc", "Out", False, ("b1", "r1"), "sos"),
-        (60801, 392002, "flat", "Out", False, ("b1",), "sos"),
-        (60801, 392003, "arc", "Right", True, ("r1",), "sos"),
-        (60801, 392004, "science", "Closed", False, ("b1",), "sos"),
-    }
-    assert {r.expnum: r.exptime for r in res.rows}[392004] == 900.0
+    assert _sets(res.rows) == {k + (layout,) for k in SOS_WANT}
+    times = {r.expnum: r.exptime for r in res.rows}
+    assert times[392004] == (900.0 if layout == "sos" else 900.41) and times[392006] == 0.0
+    assert all(r.observatory == "apo" for r in res.rows)
+
+
+def test_sos_columns_found_by_name_not_position():
+    # a later BOSS_log adds SN2_15 after SN2_V2; an unparsable row-like line still warns
+    lines = SOS_MSG.split("\n")
+    head = next(i for i, ln in enumerate(lines) if ln.startswith("n ") and "Filename" in ln)
+    widened = [ln + ("  SN2_15" if i == head else "       -") if head <= i <= head + 8 and i != head + 1 else ln
+               for i, ln in enumerate(lines)]
+    res = parse_archive("\n".join(widened))
+    assert res.warnings == [] and _sets(res.rows) == {k + ("sos",) for k in SOS_WANT}
+    broken = SOS_MSG.replace("00392006  b1,r1", "00392006  b1;r1")
+    res = parse_archive(broken)
+    assert 392006 not in {r.expnum for r in res.rows} and len(res.rows) == 6
+    assert any("sos BOSS row skipped" in w and "00392006" in w for w in res.warnings)
 
 
 def test_layout_detection_by_header_line():
     assert detect_layout("MJD   UTC      Field-Design-Config  Exposure Type    SOS   ETime Hart") == "sloan_log"
     assert detect_layout("  n  time filename cart plt flav hrt exp colA colB colC Hrt") == "list"
     assert detect_layout("Time Filename CCD Q DESIGN Field configID cols(A,B,C) EXP Flav Hrt") == "sos"
+    assert detect_layout("n   Time   Filename CCD DESIGNID Field configID EXPTIME flavor Hrt FF") == "sos_long"
     assert detect_layout("MJD   UTC      Field-Design-Config  Exposure Type    Dither ETime Arch") == "sloan_log"
     assert detect_layout("---- BOSS Data Summary ----") is None
 
@@ -192,7 +259,7 @@ def test_other_sections_never_read_as_boss_rows():
 def test_crlf_and_gzip_input():
     text = SLOAN_MSG + "\n" + LIST_MSG + "\n" + SOS_MSG
     want = _sets(parse_archive(text).rows)
-    assert len(want) == 12
+    assert len(want) == 15
     crlf = text.replace("\n", "\r\n").encode("utf-8")
     assert _sets(parse_archive(crlf).rows) == want
     assert _sets(parse_archive(gzip.compress(crlf, mtime=0)).rows) == want
@@ -217,7 +284,7 @@ def test_manifest_schema_and_study_json():
     res = parse_archive(SLOAN_MSG + "\n" + LIST_MSG + "\n" + SOS_MSG, "2023-12")
     table = rows_to_table(res.rows)
     assert table.schema.equals(MANIFEST_SCHEMA)
-    assert table.num_rows == 12 and table.column("is_hartmann").to_pylist().count(True) == 4
+    assert table.num_rows == 15 and table.column("is_hartmann").to_pylist().count(True) == 5
     assert study_json(table) == {
         "arcs": {"60280": ["00379101"], "60281": ["00379201"], "60801": ["00392001"]},
         "flats": {"60280": ["00379102"], "60281": ["00379202"], "60801": ["00392002"]},

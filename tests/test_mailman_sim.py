@@ -24,7 +24,8 @@ def make_exposures(start_mjd: int, nights: int, expstart: int, seed: int = 1) ->
         t0 = mjd_date(mjd) - timedelta(hours=3)
         for k, flavor in enumerate(FLAVORS):
             hart = {2: "Left", 3: "Right"}.get(k, "Out")
-            cams = ("b1",) if rng.random() < 0.1 else ("b1", "r1")
+            draw = rng.random()
+            cams = ("b1",) if draw < 0.08 else ("r1",) if draw < 0.14 else ("b1", "r1")
             out.append(SimExposure(
                 expnum=n, mjd=mjd, observatory="apo", flavor=flavor, hartmann=hart,
                 exptime=4.09 if flavor == "arc" else 25.0 if flavor == "flat" else 900.0,
@@ -56,16 +57,18 @@ def test_each_layout_lists_exactly_the_rendered_exposures():
     by_layout: dict[str, set] = {}
     for r in rows:
         by_layout.setdefault(r.layout, set()).add(r.mjd)
-    # Nov-Dec 2023: sloan_log and list; 2025: SOS and sloan_log -> all three across years
-    assert set(by_layout) == {"sloan_log", "list", "sos"}
+    # Nov-Dec 2023: sloan_log and list; 2025: SOS (BOSS_log.py default or --long) and sloan_log
+    assert set(by_layout) == {"sloan_log", "list", "sos", "sos_long"}
     assert all(mjd < 60676 for mjd in by_layout["list"])
-    assert all(mjd >= 60676 for mjd in by_layout["sos"])  # 60676 = 2025-01-01
+    assert all(mjd >= 60676 for mjd in by_layout["sos"] | by_layout["sos_long"])  # 60676 = 2025-01-01
     for layout, mjds in by_layout.items():  # each layout's nights list exactly their exposures
         want = {_key(e) for e in exps if e.mjd in mjds}
         assert {_key(r) for r in rows if r.layout == layout} == want
     hart = [r for r in rows if r.is_hartmann]
     assert len(hart) == 2 * 28 and {r.hartmann for r in hart} == {"Left", "Right"}
     assert all(r.flavor == "arc" for r in hart)
+    sos = [r for r in rows if r.layout in ("sos", "sos_long")]  # one-camera exposures both ways
+    assert {r.cameras for r in sos} == {("b1",), ("r1",), ("b1", "r1")}
 
 
 def test_replies_reposts_and_scrubbed_notes_are_rendered():
@@ -109,3 +112,35 @@ def test_archives_are_deterministic_gzip_named_by_month(tmp_path):
     lco = [SimExposure(expnum=47000, mjd=60280, observatory="lco", flavor="arc", hartmann="Out",
                        exptime=45.0, date_obs=datetime(2023, 12, 2, 1), cameras=("b2", "r2"))]
     assert write_month_archives(lco, str(tmp_path / "d"), seed=5) == []
+
+
+def test_sos_short_and_long_tables_each_give_exactly_the_world_exposures():
+    """A 2025 world's nights in each SOS form (BOSS_log.py default and --long): every exposure,
+    arcs and flats included, with its cameras, and the Hartmann arcs flagged."""
+    from dataclasses import replace
+    from datetime import date
+
+    from arcray.sim.mailman import render_boss_table
+    from arcray.sim.schedule import build_schedule
+    from arcray.sim.state import simulate_states
+
+    exps = build_schedule(date(2025, 3, 1), 3, 9, "apo")
+    exps = [e if e.expnum % 11 else replace(e, cameras=("r1",)) for e in exps]  # some blue files missing
+    states = simulate_states(exps, 9)
+    for layout in ("sos", "sos_long"):
+        rows = []
+        for mjd in sorted({e.mjd for e in exps}):
+            night = [e for e in exps if e.mjd == mjd]
+            table = render_boss_table(layout, mjd, night, random.Random(mjd), states)
+            body = "\n".join(["---- BOSS Data Summary ----", *table, "", "---- Log Support ----", "x"])
+            text = (f"From observer at example.org  Sun Mar  2 13:00:00 2025\nFrom: observer at example.org\n"
+                    f"Subject: [Sloan-25mlog] night log MJD {mjd}\nMessage-ID: <{mjd}.{layout}@x>\n\n{body}\n\n")
+            res = parse_archive(text)
+            assert res.warnings == []
+            rows += res.rows
+        assert {r.layout for r in rows} == {layout}
+        assert sorted(map(_key, rows)) == sorted(map(_key, exps))
+        assert {r.flavor for r in rows} == {"arc", "flat", "science", "bias", "dark"}
+        hart = {r.expnum for r in rows if r.is_hartmann}
+        assert hart == {e.expnum for e in exps if e.is_hartmann} and len(hart) >= 6
+        assert any(r.cameras == ("r1",) for r in rows)

@@ -103,7 +103,7 @@ def test_scrape_months_in_ray_tasks_incremental(archive_server, log_world, tmp_p
     merged = pq.read_table(lay.manifest)
     assert merged.schema.remove_metadata().equals(MANIFEST_SCHEMA)
     assert sorted(merged.column("expnum").to_pylist()) == sorted(e.expnum for e in exps)
-    assert set(merged.column("layout").to_pylist()) == {"sloan_log", "list", "sos"}
+    assert set(merged.column("layout").to_pylist()) == {"sloan_log", "list", "sos", "sos_long"}
     assert read_provenance(lay.manifest_month("2023-12"))["n_messages"] >= 9
     # second run: nothing fetched, not even a login
     n = _total(h)

@@ -13,14 +13,15 @@ import pytest
 
 from arcray.errors import ConfigError, InputError
 from arcray.sim.schedule import ScheduleOptions, build_schedule
-from arcray.sim.state import SIGMA_RANGE, header_part, simulate_states
+from arcray.optics import SIGMA_CLIP
+from arcray.sim.state import header_part, simulate_states
 from arcray.sim.world import TRUTH_SCHEMA, SimWorld, WorldSpec
 
 
 @pytest.fixture(scope="module")
 def month():
     exps = build_schedule(date(2023, 12, 1), 10, 5)
-    return exps, simulate_states(exps, 5)
+    return exps, simulate_states(exps, 5, fault_rate=0.0)
 
 
 def test_real_cadence_per_night(month):
@@ -61,7 +62,7 @@ def test_state_is_header_part_plus_hidden_walk(month):
             hx, hy, _, ha = header_part(cam, e)
             assert s.dx == pytest.approx(hx + s.dx_hidden) and s.dy == pytest.approx(hy + s.dy_hidden)
             assert s.A == pytest.approx(ha + s.A_hidden)
-            assert SIGMA_RANGE[0] <= s.sigma <= SIGMA_RANGE[1]
+            assert 0.9 <= s.sigma <= 1.45 and SIGMA_CLIP[0] <= s.field.sigma(1.0, 1.0) <= SIGMA_CLIP[1]
     for cam in ("b1", "r1"):
         arcs = [states[(e.expnum, cam)] for e in exps if e.flavor == "arc"]
         dyh = np.array([s.dy_hidden for s in arcs])
@@ -173,3 +174,23 @@ def test_lco_world_without_frames_writes_truth_and_spec(tmp_path):
     meta = json.load(open(tmp_path / "world.json"))
     assert meta["spec"]["observatory"] == "lco" and meta["frames_written"] is False
     assert meta["frames"][0].startswith("sas/sdsswork/data/boss/spectro/lco/")
+
+
+def test_cli_fault_rate_option_labels_the_truth(tmp_path):
+    from typer.testing import CliRunner
+
+    from arcray.cli.apps import app
+    from arcray.cli.main import _register
+
+    _register()
+    for rate, out in (("1.0", tmp_path / "all"), ("0", tmp_path / "none")):
+        res = CliRunner().invoke(app, ["sim", "render", "--out", str(out), "--smoke", "--no-frames",
+                                       "--fault-rate", rate])
+        assert res.exit_code == 0, res.output
+    every = pq.read_table(tmp_path / "all" / "truth.parquet").to_pandas()
+    cal = every[every["flavor"].isin(["arc", "flat"])]
+    assert cal.groupby("expnum")["fault"].apply(lambda f: f.notna().any()).all()
+    assert pq.read_table(tmp_path / "none" / "truth.parquet").to_pandas()["fault"].isna().all()
+    assert json.load(open(tmp_path / "all" / "world.json"))["spec"]["fault_rate"] == 1.0
+    bad = CliRunner().invoke(app, ["sim", "render", "--out", str(tmp_path / "x"), "--fault-rate", "1.5"])
+    assert bad.exit_code != 0

@@ -10,6 +10,7 @@ import typer
 from arcray.cli.apps import sim_app
 from arcray.cli.options import Cameras, Progress, csv, smoke_option, workers_option
 from arcray.errors import ConfigError
+from arcray.sim.instrument_faults import DEFAULT_FAULT_RATE
 
 
 @sim_app.command("render")
@@ -29,6 +30,9 @@ def render(
     no_frames: Annotated[bool, typer.Option("--no-frames", help="Skip raw frames (a server can render "
                                                                "them on request).")] = False,
     smoke: Annotated[bool, smoke_option("a tiny night of 8 exposures")] = False,
+    fault_rate: Annotated[float, typer.Option(
+        "--fault-rate", min=0.0, max=1.0,
+        help="Fraction of arcs and flats with an instrument fault (labelled in truth.parquet).")] = DEFAULT_FAULT_RATE,
     progress: Progress = None,
 ) -> None:
     """Render nights of raw frames, monthly night-log archives, truth.parquet and world.json."""
@@ -41,12 +45,12 @@ def render(
     except ValueError:
         raise ConfigError(f"--start {start!r} is not a date (YYYY-MM-DD)") from None
     spec = WorldSpec(start=start, nights=nights, seed=seed, observatory=observatory, cameras=cameras,
-                     flavors=csv(flavors) or None, reduced=smoke, fields_per_night=fields)
+                     flavors=csv(flavors) or None, reduced=smoke, fields_per_night=fields, fault_rate=fault_rate)
     n_frames = 0 if no_frames else len(SimWorld(spec).frames())
     with progress_bar("render", n_frames, unit="frames", enabled=progress) as advance:
         world = render_world(out, start_date, nights, seed, observatory, cameras=spec.cameras,
                              flavors=spec.flavors, reduced=smoke, fields_per_night=fields, workers=workers,
-                             write_frames=not no_frames, progress=advance)
+                             write_frames=not no_frames, progress=advance, fault_rate=fault_rate)
     layout = SimLayout(out)
     typer.echo(f"exposures: {len(world.exposures)}  frames: {n_frames}")
     typer.echo(f"sas:       {layout.sas_root}")

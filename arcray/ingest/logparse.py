@@ -6,8 +6,21 @@ Pure: text in, records out (no I/O, no Ray). Written against the real formats of
 - messages start at an mbox ``From_`` line (``From user at example.org  Sat Dec  2 13:04:55 2023``);
 - sections are headed ``---- <Title> ----`` or, as ``sloan_log.py`` prints them, by a title between
   two ``=`` banners; only ``BOSS Data Summary`` is read;
-- the BOSS table comes in three layouts (``sloan_log``, ``list``, ``sos``), each recognised by its
-  header line; rows are matched against that layout only;
+- the BOSS table comes in four layouts (``sloan_log``, ``list``, and the two of idlspec2d
+  ``BOSS_log.py``: ``sos``, its default, and ``sos_long``, its ``--long`` form), each recognised by
+  its header line; rows are matched against that layout only;
+- the SOS layouts are pandas ``to_string`` tables: every column (header and values) is
+  right-aligned, so a column's values lie between the end of the previous header name and the end of
+  its own (values may hold spaces: ``Sat Dec  2 13:04:55 2023``, ``1 1 1 1``); the first character
+  of the header (the index column's) is replaced by ``n``; columns are found by name, so an added
+  column (``SN2_15`` in later versions) changes nothing;
+- ``sos``: one row per exposure, ``Filename`` the 8-digit exposure, ``CCD`` the blue and red cameras
+  joined by a comma with ``-`` for a missing file (``b1,r1``, ``-,r1``); ``sos_long``: one row per
+  camera file, ``Filename`` = ``sdR-<cam>-<expnum>.fit.gz`` (rows of one exposure are merged);
+- SOS flavours are lower case (``sci``, and ``hart`` for any frame whose Hartmann doors were not
+  ``Out``): ``hart`` with ``Hrt`` ``L``/``R`` is a Hartmann arc; ``hart`` with closed doors and no
+  arc lamp lit (``lamps`` ``FF,NE,HGCD`` counts, or the ``NE``/``HGCD``/``HEAR`` flags of the long
+  form) is a dark (exposure time > 0) or a bias;
 - quoted text (``>``) is dropped before sections are found, so tables quoted in replies are ignored;
 - a BOSS section without a recognisable table, and a row-like line that does not parse, become a
   warning naming the message; never a silent skip;
@@ -20,23 +33,22 @@ from __future__ import annotations
 import gzip
 import logging
 import re
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from email.header import decode_header, make_header
 from email.utils import parsedate_to_datetime
 
-from arcray.paths import OBSERVATORY_OF_CAMERA
+from arcray.instrument import OBSERVATORY
 
 log = logging.getLogger(__name__)
 
 BOSS_TITLE = "boss data summary"
-LAYOUTS = ("sloan_log", "list", "sos")
+LAYOUTS = ("sloan_log", "list", "sos", "sos_long")
 DEFAULT_CAMERAS = {"apo": ("b1", "r1"), "lco": ("b2", "r2")}
 
 _FROM_LINE = re.compile(r"^From \S+(?: at \S+)?\s+\w{3} \w{3}\s+\d{1,2} \d{1,2}:\d\d:\d\d \d{4}\s*$")
 _DASH_TITLE = re.compile(r"^\s*-{2,}\s+(?P<t>[^\s-](?:.*[^\s-])?)\s+-{2,}\s*$")
 _BANNER = re.compile(r"^\s*={20,}\s*$")
-_EXPNUM = re.compile(r"(?<![\d.])\d{8}(?![\d.])")
 _MJD_PATH = re.compile(r"/data/spectro/(?:[a-z]+/)?(\d{5})\b")
 
 _SLOAN_ROW = re.compile(
@@ -47,9 +59,9 @@ _LIST_ROW = re.compile(
     r"^\s*(?P<n>\d+)\s+(?P<time>\d{1,2}:\d\d(?::\d\d)?)\s+(?P<cam>[br][12])-(?P<exp>\d{8})\s+"
     r"(?P<cart>\S+)\s+(?P<plt>\S+)\s+(?P<flav>[a-z]{3})\s+(?P<hrt>[A-Za-z]{3})\s+"
     r"(?P<etime>\d+(?:\.\d*)?)\s+(?P<ca>-?\d+)\s+(?P<cb>-?\d+)\s+(?P<cc>-?\d+)(?:\s+(?P<hart>HART))?\s*$")
-_SOS_ROW = re.compile(
-    r"^\s*(?:\d+\s+)?(?P<time>(?:\d{4}-\d\d-\d\d[T ])?\d{1,2}:\d\d(?::\d\d(?:\.\d+)?)?)\s+"
-    r"(?P<exp>\d{8})\s+(?P<cam>[br][12])\s+(?P<rest>.*)$")
+_SOS_FILE = re.compile(r"^sdR-(?P<cam>[br][12])-(?P<exp>\d{8})\.fits?(?:\.gz)?$")
+_SOS_CCD = re.compile(r"^(?P<blue>-|[br][12]),(?P<red>-|[br][12])$")
+_ROW_LIKE = re.compile(r"^\s*\d.*(?:(?<![\d.])\d{8}(?![\d.])|-\d{8}\.fit)")
 
 _FLAVOR = {
     "arc": "arc", "flat": "flat", "fla": "flat", "science": "science", "sci": "science",
@@ -226,8 +238,11 @@ def detect_layout(line: str) -> str | None:
     if "field-design-config" in low and "exposure" in low:
         return "sloan_log"
     tokens = line.split()
-    if "Filename" in tokens and "CCD" in tokens and "Flav" in tokens:
-        return "sos"
+    if "Filename" in tokens and "CCD" in tokens:
+        if "Flav" in tokens:
+            return "sos"
+        if "flavor" in tokens:
+            return "sos_long"
     if re.match(r"^\s*n\s+time\s+filename\s", line) and "flav" in tokens:
         return "list"
     return None
@@ -247,7 +262,7 @@ def _float(s: str | None) -> float | None:
         return None
 
 
-def _row_sloan(line: str, mjd_hint: int | None) -> dict | None:
+def _row_sloan(line: str, mjd_hint: int | None, header: str) -> dict | None:
     m = _SLOAN_ROW.match(line)
     if not m:
         return None
@@ -257,7 +272,7 @@ def _row_sloan(line: str, mjd_hint: int | None) -> dict | None:
                 hartmann=hartmann, is_hartmann=is_h, exptime=_float(m["etime"]), cameras=cams)
 
 
-def _row_list(line: str, mjd_hint: int | None) -> dict | None:
+def _row_list(line: str, mjd_hint: int | None, header: str) -> dict | None:
     m = _LIST_ROW.match(line)
     if not m:
         return None
@@ -266,26 +281,77 @@ def _row_list(line: str, mjd_hint: int | None) -> dict | None:
                 hartmann=hartmann, is_hartmann=is_h, exptime=_float(m["etime"]), cameras=(m["cam"],))
 
 
-def _row_sos(line: str, mjd_hint: int | None) -> dict | None:
-    m = _SOS_ROW.match(line)
-    if not m:
+def _spans(header: str) -> list[tuple[str, int, int]]:
+    """``(name, start, end)`` of each column of a right-aligned pandas header line: a column's
+    values end where its name ends and start after the previous name (the index marker ``n`` or
+    the header's leading blanks excluded)."""
+    toks = [(m.group(), m.start(), m.end()) for m in re.finditer(r"\S+", header)]
+    if toks and toks[0][0] == "n" and header[:toks[0][1]].strip() == "":
+        toks = toks[1:]
+    out, prev = [], 0
+    for name, _, end in toks:
+        out.append((name, prev, end))
+        prev = end
+    return out
+
+
+def _sos_cells(line: str, header: str) -> dict[str, str] | None:
+    """Column name -> stripped cell text of one row of a SOS table (None when not a row)."""
+    m = re.match(r"^\s*\d+(?=\s)", line)
+    if not m or len(line.rstrip()) < len(header.rstrip()) - 2:
         return None
-    tokens = m["rest"].split()
-    for i in range(1, len(tokens) - 1):  # ... EXP Flav Hrt ...: the first (flavour, door) pair
-        if tokens[i].lower() in _FLAVOR and tokens[i + 1].lower() in _HARTMANN:
-            flavor, hartmann, is_h = _flavor_hartmann(tokens[i], tokens[i + 1], False)
-            return dict(mjd=mjd_hint, expnum=int(m["exp"]), flav_raw=tokens[i], flavor=flavor,
-                        hartmann=hartmann, is_hartmann=is_h, exptime=_float(tokens[i - 1]),
-                        cameras=(m["cam"],))
-    return None
+    return {name: line[max(a, m.end()):b].strip() for name, a, b in _spans(header)}
 
 
-_ROW_PARSERS = {"sloan_log": _row_sloan, "list": _row_list, "sos": _row_sos}
+def _sos_flavor(flav: str, hrt: str, exptime: float | None, arc_lamps: bool) -> tuple[str | None, str | None, bool]:
+    hartmann = _HARTMANN.get(hrt.lower())
+    if flav.lower() != "hart":
+        return _FLAVOR.get(flav.lower()), hartmann, hartmann in ("Left", "Right")
+    if hartmann in ("Left", "Right"):
+        return "arc", hartmann, True
+    if arc_lamps:
+        return "arc", hartmann, False
+    return ("dark" if exptime else "bias"), hartmann, False
 
 
-def _table_segments(lines: tuple[str, ...]) -> list[tuple[str, int | None, list[str]]]:
-    """``(layout, mjd from a 'Reading FITS from' line, row lines)`` for each table header."""
-    segments: list[tuple[str, int | None, list[str]]] = []
+def _lit(value: str) -> bool:
+    """A lamp count (``4``) or flag string (``1 1 1 1``) with any lamp on."""
+    return any(tok.isdigit() and int(tok) > 0 for tok in re.split(r"[\s,]+", value))
+
+
+def _row_sos(line: str, mjd_hint: int | None, header: str) -> dict | None:
+    c = _sos_cells(line, header)
+    if c is None or not re.fullmatch(r"\d{8}", c.get("Filename", "")):
+        return None
+    ccd = _SOS_CCD.match(c.get("CCD", ""))
+    if not ccd or "Flav" not in c or "Hrt" not in c:
+        return None
+    cams = tuple(sorted(x for x in (ccd["blue"], ccd["red"]) if x != "-"))
+    exptime = _float(c.get("EXP"))
+    lamps = c.get("lamps", "-").split(",")
+    flavor, hartmann, is_h = _sos_flavor(c["Flav"], c["Hrt"], exptime, any(_lit(v) for v in lamps[1:]))
+    return dict(mjd=mjd_hint, expnum=int(c["Filename"]), flav_raw=c["Flav"], flavor=flavor,
+                hartmann=hartmann, is_hartmann=is_h, exptime=exptime, cameras=cams)
+
+
+def _row_sos_long(line: str, mjd_hint: int | None, header: str) -> dict | None:
+    c = _sos_cells(line, header)
+    f = _SOS_FILE.match(c.get("Filename", "")) if c else None
+    if f is None or "flavor" not in c or "Hrt" not in c:
+        return None
+    exptime = _float(c.get("EXPTIME"))
+    arc_lamps = any(_lit(c.get(k, "")) for k in ("NE", "HGCD", "HEAR"))
+    flavor, hartmann, is_h = _sos_flavor(c["flavor"], c["Hrt"], exptime, arc_lamps)
+    return dict(mjd=mjd_hint, expnum=int(f["exp"]), flav_raw=c["flavor"], flavor=flavor,
+                hartmann=hartmann, is_hartmann=is_h, exptime=exptime, cameras=(f["cam"],))
+
+
+_ROW_PARSERS = {"sloan_log": _row_sloan, "list": _row_list, "sos": _row_sos, "sos_long": _row_sos_long}
+
+
+def _table_segments(lines: tuple[str, ...]) -> list[tuple[str, int | None, str, list[str]]]:
+    """``(layout, mjd from a 'Reading FITS from' line, header line, row lines)`` per table header."""
+    segments: list[tuple[str, int | None, str, list[str]]] = []
     mjd_hint = None
     for line in lines:
         if "Reading FITS from" in line:
@@ -294,9 +360,9 @@ def _table_segments(lines: tuple[str, ...]) -> list[tuple[str, int | None, list[
             continue
         layout = detect_layout(line)
         if layout:
-            segments.append((layout, mjd_hint, []))
+            segments.append((layout, mjd_hint, line, []))
         elif segments:
-            segments[-1][2].append(line)
+            segments[-1][3].append(line)
     return segments
 
 
@@ -309,12 +375,12 @@ def parse_boss_section(section: Section, msg: Message, month: str = "") -> tuple
             warnings.append(f"BOSS Data Summary in an unknown table layout, skipped: {msg.describe()}")
         return [], warnings
     merged: dict[tuple[int, int], dict] = {}
-    for layout, mjd_hint, row_lines in segments:
+    for layout, mjd_hint, header, row_lines in segments:
         n_before = len(merged)
         for line in row_lines:
-            rec = _ROW_PARSERS[layout](line, mjd_hint)
+            rec = _ROW_PARSERS[layout](line, mjd_hint, header)
             if rec is None or rec["flavor"] is None or rec["mjd"] is None:
-                if re.match(r"\s*\d", line) and _EXPNUM.search(line):  # row-like, not legend
+                if _ROW_LIKE.match(line):  # row-like, not legend
                     why = "unknown flavour" if rec and rec["flavor"] is None else (
                         "no MJD ('Reading FITS from' line missing)" if rec else "unparsable row")
                     warnings.append(f"{layout} BOSS row skipped ({why}) in {msg.describe()}: {line.strip()!r}")
@@ -339,7 +405,7 @@ def _merge_row(merged: dict, rec: dict, layout: str) -> None:
 
 def _to_row(rec: dict, msg: Message, month: str) -> BossRow:
     cams = rec["cameras"]
-    obs = OBSERVATORY_OF_CAMERA.get(cams[0], "apo") if cams else "apo"
+    obs = OBSERVATORY.get(cams[0], "apo") if cams else "apo"
     return BossRow(mjd=rec["mjd"], expnum=rec["expnum"], observatory=obs, flavor=rec["flavor"],
                    hartmann=rec["hartmann"], is_hartmann=rec["is_hartmann"], exptime=rec["exptime"],
                    cameras=cams or DEFAULT_CAMERAS[obs], layout=rec["layout"], msg_date=msg.date,
@@ -403,6 +469,3 @@ def month_of_filename(name: str) -> str:
         return ""
     return f"{m.group(1)}-{_MONTHS.index(m.group(2).lower()) + 1:02d}"
 
-
-def with_month(rows: list[BossRow], month: str) -> list[BossRow]:
-    return [replace(r, month=month) for r in rows]

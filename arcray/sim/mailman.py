@@ -28,7 +28,9 @@ from collections import defaultdict
 from datetime import datetime, timedelta, timezone
 from email.utils import format_datetime
 
+from arcray.instrument import CAMERAS_AT, CARTID
 from arcray.io import atomic_write_bytes
+from arcray.sim.soslog import render_sos
 from arcray.sim.types import SimExposure
 
 MONTH_NAMES = ("January", "February", "March", "April", "May", "June", "July", "August",
@@ -40,15 +42,10 @@ OBSERVERS = ("observer", "jdoe", "asmith", "plateguy", "nightlead")
 
 SLOAN_HEADER = "MJD   UTC      Field-Design-Config  Exposure Type    SOS   ETime Hart"
 LIST_HEADER = "  n  time filename     cart   plt    flav hrt    exp  colA  colB  colC Hrt"
-SOS_COLUMNS = ("Time", "Filename", "CCD", "Q", "DESIGN", "Field", "configID", "cols(A,B,C)",
-               "T[°C]", "EXP", "Flav", "Hrt", "FFS", "lamps", "98%", "fratio", "W(X)SIG",
-               "w_shift", "sky/s", "SN2", "SN2_V2")
 
 _SLOAN_TYPE = {"arc": "Arc", "flat": "Flat", "science": "Science", "bias": "Bias", "dark": "Dark"}
 _SLOAN_HART = {"Out": "Open", "Closed": "Closed", "Left": "Left", "Right": "Right"}
 _LIST_FLAV = {"arc": "arc", "flat": "fla", "science": "sci", "bias": "bia", "dark": "dar"}
-_SOS_FLAV = {"arc": "arc", "flat": "flat", "science": "sci", "bias": "bias", "dark": "dark"}
-_SOS_HRT = {"Out": "Out", "Closed": "Closed", "Left": "L", "Right": "R"}
 
 
 def mjd_date(mjd: int) -> datetime:
@@ -61,15 +58,16 @@ def month_file_name(year: int, month: int) -> str:
 
 
 def layout_choices(day: datetime) -> tuple[str, ...]:
-    """Layouts in use at a date: list + sloan_log before 2025, SOS + sloan_log from 2025."""
-    return ("sos", "sloan_log") if day.year >= 2025 else ("sloan_log", "list")
+    """Layouts in use at a date: list + sloan_log before 2025; from 2025 the SOS log (``BOSS_log.py``
+    by default, or its ``--long`` form) or sloan_log."""
+    return ("sos", "sos_long", "sloan_log") if day.year >= 2025 else ("sloan_log", "list")
 
 
 # -- BOSS tables in the three real layouts ------------------------------------------------
 
 def _sos_cams(exp: SimExposure) -> str:
     have = set(exp.cameras)
-    red, blue = ("r1", "b1") if exp.observatory == "apo" else ("r2", "b2")
+    blue, red = CAMERAS_AT[exp.observatory]
     return f"{red if red in have else 'xx'}-{blue if blue in have else 'xx'}"
 
 
@@ -90,7 +88,7 @@ def render_list(mjd: int, exps: list[SimExposure]) -> list[str]:
     lines = [f"Reading FITS from /data/spectro/{mjd}", "-" * 78, LIST_HEADER, "-" * 78]
     n = 0
     for e in exps:
-        cart = "FPS-N" if e.observatory == "apo" else "FPS-S"
+        cart = CARTID[e.observatory]
         for cam in sorted(e.cameras):
             n += 1
             row = (f"{n:>3} {e.date_obs:%H:%M} {cam}-{e.expnum:08d} {cart:<6} {e.field_id:>6} "
@@ -100,43 +98,16 @@ def render_list(mjd: int, exps: list[SimExposure]) -> list[str]:
     return lines
 
 
-def _sos_values(e: SimExposure, cam: str, rng: random.Random) -> list[str]:
-    arc_like = e.flavor == "arc"
-    lamps = ("Ne,HgCd" if e.observatory == "apo" else "Ne,HeAr") if arc_like else (
-        "FF" if e.flavor == "flat" else "-")
-    ffs = "11111111" if e.flavor in ("arc", "flat") else "00000000"
-    nan = "nan"
-    wsig = f"{rng.uniform(0.95, 1.2):.2f}" if arc_like else nan
-    return [f"{e.date_obs:%H:%M:%S}", f"{e.expnum:08d}", cam, "1", str(e.design_id), str(e.field_id),
-            str(e.config_id), f"{e.colla},{e.collb},{e.collc}", f"{e.temperature:.1f}",
-            f"{e.exptime:.1f}", "hart" if e.is_hartmann else _SOS_FLAV[e.flavor],
-            _SOS_HRT[e.hartmann], ffs, lamps, str(rng.randint(20000, 60000)),
-            f"{rng.uniform(0.8, 1.2):.2f}" if e.flavor == "flat" else nan, wsig,
-            f"{rng.uniform(-0.5, 0.5):.2f}" if arc_like else nan, nan, nan, nan]
-
-
-def render_sos(mjd: int, exps: list[SimExposure], rng: random.Random) -> list[str]:
-    """idlspec2d ``BOSS_log.py``: pandas-style table, one row per CCD, then legend lines."""
-    rows = [list(SOS_COLUMNS)]
-    for e in exps:
-        for cam in sorted(e.cameras):
-            rows.append(_sos_values(e, cam, rng))
-    widths = [max(len(r[i]) for r in rows) for i in range(len(SOS_COLUMNS))]
-    table = [" ".join(v.rjust(w) for v, w in zip(r, widths)) for r in rows]
-    return [f"Reading FITS from: /data/spectro/{mjd},  /data/boss/sos/{mjd}",
-            f"Using /data/boss/sos/{mjd}/logfile-{mjd}.fits ...", ("- " * 40).rstrip(), *table, "",
-            "Q: SOS quality flag (1 = good)   Hrt: Hartmann doors (Out, L, R, Closed)",
-            "W(X)SIG: median arc line width along x (pixels); w_shift: wavelength shift (pixels)",
-            "98%: 98th percentile of the raw counts; SN2: (S/N)^2 at g/i (science only)"]
-
-
-def render_boss_table(layout: str, mjd: int, exps: list[SimExposure], rng: random.Random) -> list[str]:
+def render_boss_table(layout: str, mjd: int, exps: list[SimExposure], rng: random.Random,
+                      states: dict | None = None) -> list[str]:
+    """The BOSS table of a night in ``layout``; ``states`` (``(expnum, camera) -> CalibState``)
+    gives the SOS layouts their QA values."""
     if layout == "sloan_log":
         return render_sloan_log(mjd, exps)
     if layout == "list":
         return render_list(mjd, exps)
-    if layout == "sos":
-        return render_sos(mjd, exps, rng)
+    if layout in ("sos", "sos_long"):
+        return render_sos(mjd, exps, rng, states, long=layout == "sos_long")
     raise ValueError(f"unknown layout {layout!r}")
 
 
@@ -205,12 +176,12 @@ def _scrubbed(date: datetime, rng: random.Random) -> list[str]:
 
 
 def _night_body(mjd: int, exps: list[SimExposure], layout: str, rng: random.Random,
-                date: datetime) -> list[str]:
+                date: datetime, states: dict | None = None) -> list[str]:
     other = _other_sections(mjd, exps, rng)
     body = ["Hi all,", "", f"Here is the night log for MJD {mjd}.", ""]
     for title in ("Observing Summary", "Data Log", "APOGEE Data Summary"):
         body += _section(title, other[title])
-    body += _section("BOSS Data Summary", render_boss_table(layout, mjd, exps, random.Random(rng.random())))
+    body += _section("BOSS Data Summary", render_boss_table(layout, mjd, exps, random.Random(rng.random()), states))
     for title in ("BOSS Spectrographs Collimation", "SOS ERRORS/WARNINGS", "Log Support"):
         body += _section(title, other[title])
     if rng.random() < 0.3:
@@ -218,7 +189,8 @@ def _night_body(mjd: int, exps: list[SimExposure], layout: str, rng: random.Rand
     return body
 
 
-def render_night_messages(mjd: int, exps: list[SimExposure], seed: int) -> list[tuple[datetime, str]]:
+def render_night_messages(mjd: int, exps: list[SimExposure], seed: int, states: dict | None = None
+                          ) -> list[tuple[datetime, str]]:
     """The e-mails of one night: the log, maybe a corrected repost, maybe a quoting reply."""
     rng = random.Random(f"arcray-mailman-{seed}-{mjd}")
     day = mjd_date(mjd)
@@ -231,23 +203,23 @@ def render_night_messages(mjd: int, exps: list[SimExposure], seed: int) -> list[
     repost = len(exps) > 3 and rng.random() < 0.2
     first = exps[: -rng.randint(1, 3)] if repost else exps
     msg_id = f"<{mjd}.1.{seed}@apo25m.example.org>"
-    out.append(_message(date, sender, subject, _night_body(mjd, first, layout, rng, date), msg_id))
+    out.append(_message(date, sender, subject, _night_body(mjd, first, layout, rng, date, states), msg_id))
     if repost:
         date = date + timedelta(minutes=rng.randint(20, 180))
         body = ["Correction: the previous log missed the last exposures.", ""]
-        body += _night_body(mjd, exps, layout, rng, date)
+        body += _night_body(mjd, exps, layout, rng, date, states)
         out.append(_message(date, sender, subject + " (corrected)", body,
                             f"<{mjd}.2.{seed}@apo25m.example.org>"))
     if exps and rng.random() < 0.25:
-        out.append(_reply(mjd, exps, layout, rng, date, sender, subject, seed))
+        out.append(_reply(mjd, exps, layout, rng, date, sender, subject, seed, states))
     return out
 
 
 def _reply(mjd: int, exps: list[SimExposure], layout: str, rng: random.Random, date: datetime,
-           sender: str, subject: str, seed: int) -> tuple[datetime, str]:
+           sender: str, subject: str, seed: int, states: dict | None = None) -> tuple[datetime, str]:
     """A reply that quotes the header and the first rows of the night's BOSS table."""
-    table = render_boss_table(layout, mjd, exps, random.Random(rng.random()))
-    n_head = {"sloan_log": 6, "list": 4, "sos": 4}[layout]
+    table = render_boss_table(layout, mjd, exps, random.Random(rng.random()), states)
+    n_head = {"sloan_log": 6, "list": 4, "sos": 5, "sos_long": 5}[layout]
     quoted = ["---- BOSS Data Summary ----"] + table[: n_head + min(3, len(exps))]
     who = rng.choice([o for o in OBSERVERS if o != sender])
     when = date + timedelta(hours=rng.randint(1, 30))
@@ -258,7 +230,8 @@ def _reply(mjd: int, exps: list[SimExposure], layout: str, rng: random.Random, d
                     f"<{mjd}.r.{seed}@example.org>", reply_to=f"<{mjd}.1.{seed}@apo25m.example.org>")
 
 
-def render_month_texts(exposures: list[SimExposure], seed: int) -> dict[tuple[int, int], str]:
+def render_month_texts(exposures: list[SimExposure], seed: int, states: dict | None = None
+                       ) -> dict[tuple[int, int], str]:
     """``{(year, month): mbox text}`` for every month that has a message (by message date, UTC)."""
     nights: dict[int, list[SimExposure]] = defaultdict(list)
     for e in exposures:
@@ -267,7 +240,7 @@ def render_month_texts(exposures: list[SimExposure], seed: int) -> dict[tuple[in
     messages: list[tuple[datetime, str]] = []
     for mjd in sorted(nights):
         exps = sorted(nights[mjd], key=lambda e: (e.date_obs, e.expnum))
-        messages += render_night_messages(mjd, exps, seed)
+        messages += render_night_messages(mjd, exps, seed, states)
     months: dict[tuple[int, int], list[str]] = defaultdict(list)
     for date, text in sorted(messages, key=lambda m: m[0]):
         months[(date.year, date.month)].append(text)
@@ -282,10 +255,12 @@ def gzip_bytes(text: str) -> bytes:
     return buf.getvalue()
 
 
-def write_month_archives(exposures: list[SimExposure], out_dir: str, seed: int) -> list[str]:
-    """Write ``out_dir/<YYYY>-<Month>.txt.gz`` for every month with a night log; return the paths."""
+def write_month_archives(exposures: list[SimExposure], out_dir: str, seed: int,
+                         states: dict | None = None) -> list[str]:
+    """Write ``out_dir/<YYYY>-<Month>.txt.gz`` for every month with a night log; return the paths.
+    ``states`` (the world's true states) give the SOS tables their QA values."""
     paths = []
-    for (year, month), text in render_month_texts(exposures, seed).items():
+    for (year, month), text in render_month_texts(exposures, seed, states).items():
         path = os.path.join(out_dir, month_file_name(year, month))
         atomic_write_bytes(path, gzip_bytes(text))
         paths.append(path)

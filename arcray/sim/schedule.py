@@ -28,6 +28,7 @@ from datetime import date, datetime, timedelta
 import numpy as np
 
 from arcray.errors import ConfigError
+from arcray.instrument import CAMERAS_AT
 from arcray.sim.types import SimExposure
 
 MJD_EPOCH = datetime(1858, 11, 17)
@@ -46,8 +47,8 @@ class Site:
 
 
 SITES = {
-    "apo": Site(("b1", "r1"), -7.0, 0.3, 4.0, 25.0, True, (60708, 380717), (-58, 78, 63)),
-    "lco": Site(("b2", "r2"), -4.0, 0.4, 45.0, 100.0, False, (60800, 47000), (12, -20, 40)),
+    "apo": Site(CAMERAS_AT["apo"], -7.0, 0.3, 4.0, 25.0, True, (60708, 380717), (-58, 78, 63)),
+    "lco": Site(CAMERAS_AT["lco"], -4.0, 0.4, 45.0, 100.0, False, (60800, 47000), (12, -20, 40)),
 }
 EXPNUM_PER_DAY = 45
 SCIENCE_REQ = 900.0
@@ -58,10 +59,6 @@ FLAVORS = ("arc", "flat", "science", "bias", "dark")
 def mjd_of(dt: datetime) -> float:
     """MJD (UTC, float) of a naive UTC datetime."""
     return (dt - MJD_EPOCH).total_seconds() / 86400.0
-
-
-def datetime_of_mjd(mjd: float) -> datetime:
-    return MJD_EPOCH + timedelta(days=mjd)
 
 
 def sdss_mjd(dt: datetime, observatory: str) -> int:
@@ -197,12 +194,14 @@ class _Collimator:
         self.rng = rng
 
     def hartmann_result(self) -> None:
-        """Observers correct the piston error when it exceeds ~10 steps, with a small tilt tweak."""
+        """Observers correct the piston error when it exceeds ~10 steps, with small tweaks of the
+        mirror's tip (A against B) and tilt (C against A and B)."""
         err = sum(p - r for p, r in zip(self.pos, self.ref)) / 3.0
         if abs(err) > 10 or self.rng.random() < 0.3:
             corr = -int(round(err * self.rng.uniform(0.6, 0.9))) + int(self.rng.integers(-6, 7))
-            tilt = int(self.rng.integers(-12, 13))
-            self.pos = [self.pos[0] + corr + tilt, self.pos[1] + corr - tilt, self.pos[2] + corr]
+            tip = int(self.rng.integers(-12, 13))
+            tilt = int(self.rng.integers(-15, 16))
+            self.pos = [self.pos[0] + corr + tip, self.pos[1] + corr - tip, self.pos[2] + corr - tilt]
 
 
 def build_schedule(start: date, nights: int, seed: int, observatory: str = "apo",

@@ -3,7 +3,8 @@
 ``render_world(out_dir, start, nights, seed)`` writes, below ``SimLayout(out_dir)``:
 
 - ``sas/sdsswork/data/boss/spectro/<obs>/<mjd>/sdR-<cam>-<expnum:08d>.fit.gz`` (one per camera file);
-- ``truth.parquet``: one row per (expnum, camera), schema ``TRUTH_SCHEMA`` (docs/design.md);
+- ``truth.parquet``: one row per (expnum, camera), schema ``arcray.sim.truth.TRUTH_SCHEMA`` (the
+  whole-detector state, header and hidden parts, fault label; docs/design.md);
 - ``world.json``: the ``WorldSpec`` (seed and parameters) so a server can re-render any frame
   byte-identically with ``SimWorld.load(root).frame_bytes(camera, expnum)``;
 - ``mailman/<YYYY>-<Month>.txt.gz`` via ``arcray.sim.mailman.write_month_archives``.
@@ -30,18 +31,14 @@ from arcray import __version__
 from arcray.errors import ConfigError, InputError
 from arcray.io import atomic_write_bytes, atomic_write_json, atomic_write_parquet, provenance
 from arcray.paths import SimLayout
+from arcray.sim.instrument_faults import DEFAULT_FAULT_RATE
 from arcray.sim.schedule import ScheduleOptions, build_schedule
 from arcray.sim.state import CalibState, simulate_states
+from arcray.sim.truth import TRUTH_SCHEMA, truth_row, truth_table
 from arcray.sim.types import SimExposure
 
 log = logging.getLogger(__name__)
-
-TRUTH_SCHEMA = pa.schema([
-    ("expnum", pa.int64()), ("camera", pa.string()), ("mjd", pa.int32()), ("flavor", pa.string()),
-    ("hartmann", pa.string()), ("dx", pa.float64()), ("dy", pa.float64()), ("sigma", pa.float64()),
-    ("A", pa.float64()), ("dx_hidden", pa.float64()), ("dy_hidden", pa.float64()),
-    ("sigma_hidden", pa.float64()), ("A_hidden", pa.float64()),
-])
+__all__ = ["TRUTH_SCHEMA", "SimWorld", "WorldSpec", "render_world"]
 
 
 @dataclass(frozen=True)
@@ -57,6 +54,8 @@ class WorldSpec:
     reduced: bool = False
     fields_per_night: int = 13
     science_per_field: int = 1
+    fault_rate: float = DEFAULT_FAULT_RATE  # fraction of arcs and flats with an instrument fault
+    hidden_scale: float = 1.0  # scales every hidden walk together (experiments; 1 = the spec's sizes)
     extra: dict = field(default_factory=dict, compare=False, hash=False)
 
     def options(self) -> ScheduleOptions:
@@ -86,12 +85,17 @@ class SimWorld:
             start = date.fromisoformat(spec.start)
         except ValueError as exc:
             raise ConfigError(f"bad start date {spec.start!r} (want YYYY-MM-DD)") from exc
+        if not 0.0 <= spec.fault_rate <= 1.0:
+            raise ConfigError(f"fault rate must be within 0..1, got {spec.fault_rate}")
+        if spec.hidden_scale < 0:
+            raise ConfigError(f"hidden_scale must be >= 0, got {spec.hidden_scale}")
         self.spec = spec
         # The physics runs on the full schedule, so a selection (cameras/flavors) renders the very
         # same exposures and states as the full world, only fewer of them.
         opts = spec.options()
         full = build_schedule(start, spec.nights, spec.seed, spec.observatory, replace(opts, flavors=None))
-        self.states: dict[tuple[int, str], CalibState] = simulate_states(full, spec.seed)
+        self.states: dict[tuple[int, str], CalibState] = simulate_states(
+            full, spec.seed, fault_rate=spec.fault_rate, hidden_scale=spec.hidden_scale)
         self.exposures: list[SimExposure] = [e for e in full if opts.flavors is None or e.flavor in opts.flavors]
         self._by_expnum = {e.expnum: e for e in self.exposures}
 
@@ -124,12 +128,9 @@ class SimWorld:
         return frame_bytes(camera, exp, self.states[(exp.expnum, camera)], self.spec.seed)
 
     def truth_table(self) -> pa.Table:
-        rows = []
-        for cam, e in sorted(self.frames(), key=lambda ce: (ce[1].expnum, ce[0])):
-            s = self.states[(e.expnum, cam)]
-            rows.append({"expnum": e.expnum, "camera": cam, "mjd": e.mjd, "flavor": e.flavor,
-                         "hartmann": e.hartmann, **{k: float(v) for k, v in s.as_dict().items()}})
-        return pa.Table.from_pylist(rows, schema=TRUTH_SCHEMA)
+        """``TRUTH_SCHEMA`` rows of every frame of the world, by (expnum, camera)."""
+        frames = sorted(self.frames(), key=lambda ce: (ce[1].expnum, ce[0]))
+        return truth_table([truth_row(cam, e, self.states[(e.expnum, cam)]) for cam, e in frames])
 
 
 @lru_cache(maxsize=4)
@@ -148,14 +149,18 @@ def render_world(out_dir: str, start: date, nights: int, seed: int, observatory:
                  cameras: tuple[str, ...] | None = None, flavors: tuple[str, ...] | None = None,
                  reduced: bool = False, fields_per_night: int = 13, science_per_field: int = 1,
                  workers: int = 1, write_frames: bool = True,
-                 progress: Callable[[int], None] | None = None) -> SimWorld:
+                 progress: Callable[[int], None] | None = None,
+                 fault_rate: float = DEFAULT_FAULT_RATE, hidden_scale: float = 1.0) -> SimWorld:
     """Render the world into ``out_dir`` (see module doc); returns the ``SimWorld``.
 
     ``progress(n)`` is called once per frame written. ``write_frames=False`` skips the raw frames
-    (a server can render them on request from ``world.json``)."""
+    (a server can render them on request from ``world.json``). ``fault_rate``: fraction of arcs and
+    flats with an instrument fault (labelled in the truth); ``hidden_scale``: multiplies every
+    hidden walk (1 = calibration-state.md's sizes)."""
     spec = WorldSpec(start=start.isoformat(), nights=int(nights), seed=int(seed), observatory=observatory,
                      cameras=tuple(cameras) if cameras else None, flavors=tuple(flavors) if flavors else None,
-                     reduced=reduced, fields_per_night=fields_per_night, science_per_field=science_per_field)
+                     reduced=reduced, fields_per_night=fields_per_night, science_per_field=science_per_field,
+                     fault_rate=float(fault_rate), hidden_scale=float(hidden_scale))
     if workers < 1:
         raise ConfigError(f"workers must be >= 1, got {workers}")
     world = SimWorld(spec)
@@ -202,5 +207,5 @@ def _write_mail(world: SimWorld, layout: SimLayout) -> list[str]:
     if writer is None:
         log.warning("arcray.sim.mailman.write_month_archives is not available: no mail archives written")
         return []
-    return list(writer(world.exposures, layout.mailman, world.spec.seed))
+    return list(writer(world.exposures, layout.mailman, world.spec.seed, states=world.states))
 
