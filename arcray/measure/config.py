@@ -59,7 +59,7 @@ class MeasureConfig(StageConfig):
     sigma_bounds_px: tuple[float, float] = Field(
         (0.5, 3.0), description="Widths a fit may take; a fit at a bound is not converged, px.")
     pilot_stride: int = Field(
-        5, ge=1, description="Every pilot_stride-th fiber is fitted first from the nominal model; the "
+        20, ge=1, description="Every pilot_stride-th fiber is fitted first from the nominal model; the "
                              "field fitted to those starts every other fit (1 Gauss-Newton step suffices).")
     iterations: int = Field(6, ge=1, description="Most Gauss-Newton steps per fit.")
     converge_px: float = Field(

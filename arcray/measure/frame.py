@@ -128,9 +128,9 @@ def _none(v) -> float | None:
 def _arc_shift(source: PixelSource, camera: str, config: MeasureConfig) -> tuple[float, float, np.ndarray]:
     lines = lines_for(camera, config)
     bands = []
-    for lamp in sorted(set(lines.lamp)):  # the two brightest lines of each lamp: one lamp may be out
+    for lamp in sorted(set(lines.lamp)):  # the brightest line of each lamp: one lamp may be out
         sel = np.flatnonzero(np.array(lines.lamp) == lamp)
-        bands += list(lines.y0[N_FIBERS // 2, sel[np.argsort(lines.intensity[sel])[::-1][:2]]])
+        bands.append(lines.y0[N_FIBERS // 2, sel[np.argmax(lines.intensity[sel])]])
     dx, _ = offsets.x_offset(source, camera, bands, config.max_shift_px, config.max_shift_px + 4)
     spec = offsets.central_spectrum(source, camera, dx)
     dy, _ = offsets.y_offset(spec, camera, config.max_shift_px)

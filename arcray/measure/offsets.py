@@ -106,7 +106,7 @@ def central_spectrum(source: PixelSource, camera: str, dx: float) -> np.ndarray:
     c0 = np.clip(np.rint(xs).astype(np.intp) - 3, 0, w - 7)
     r0 = np.broadcast_to(rows, c0.shape)
     e, m = source.stamps(r0.ravel(), c0.ravel(), 1, 7)
-    spec = np.where(m == 0, e, 0.0).sum(axis=(1, 2)).reshape(c0.shape)
+    spec = np.einsum("nrc->n", np.where(m == 0, e, np.float32(0.0))).reshape(c0.shape)
     return np.median(spec, axis=0)
 
 

@@ -78,52 +78,71 @@ def _cholesky_solve(a: np.ndarray, b: np.ndarray, n_tail: int = 0):
     pivots give NaN. Returns ``x [P, n]`` and ``diag(a^-1)`` of the LAST ``n_tail`` parameters
     ``[n_tail, n]`` (cheap: ``L^-1`` is lower triangular, so only its last rows are needed)."""
     p = a.shape[0]
-    low = [[None] * p for _ in range(p)]
-    inv_d = [None] * p
+    low = np.empty_like(a)  # low[i, j] for i >= j; low[j, j] holds 1 / L_jj
+    tmp = np.empty_like(b[0])
     for j in range(p):
-        s = a[j, j].copy()
+        d = low[j, j]
+        np.copyto(d, a[j, j])
         for m in range(j):
-            s -= low[j][m] * low[j][m]
-        s[~(s > 0)] = np.nan
-        d = np.sqrt(s)
-        low[j][j] = d
-        inv_d[j] = 1.0 / d
+            np.multiply(low[j, m], low[j, m], out=tmp)
+            d -= tmp
+        d[~(d > 0)] = np.nan
+        np.sqrt(d, out=d)
+        np.reciprocal(d, out=d)
         for i in range(j + 1, p):
-            v = a[i, j].copy()
+            v = low[i, j]
+            np.copyto(v, a[i, j])
             for m in range(j):
-                v -= low[i][m] * low[j][m]
-            v *= inv_d[j]
-            low[i][j] = v
-    y = [None] * p
+                np.multiply(low[i, m], low[j, m], out=tmp)
+                v -= tmp
+            v *= d
+    y = np.empty_like(b)
     for j in range(p):
-        v = b[j].copy()
+        np.copyto(y[j], b[j])
         for m in range(j):
-            v -= low[j][m] * y[m]
-        y[j] = v * inv_d[j]
-    x = [None] * p
+            np.multiply(low[j, m], y[m], out=tmp)
+            y[j] -= tmp
+        y[j] *= low[j, j]
+    x = np.empty_like(b)
     for j in range(p - 1, -1, -1):
-        v = y[j].copy()
+        np.copyto(x[j], y[j])
         for m in range(j + 1, p):
-            v -= low[m][j] * x[m]
-        x[j] = v * inv_d[j]
+            np.multiply(low[m, j], x[m], out=tmp)
+            x[j] -= tmp
+        x[j] *= low[j, j]
     if not n_tail:
-        return np.stack(x), None
+        return x, None
     first = p - n_tail  # (L^-1)[i, j] for i >= j >= first: forward substitution inside the tail
     inv = {}
     for j in range(first, p):
-        inv[j, j] = inv_d[j]
+        inv[j, j] = low[j, j]
         for i in range(j + 1, p):
-            v = -low[i][j] * inv[j, j]
+            v = -low[i, j] * inv[j, j]
             for m in range(j + 1, i):
-                v -= low[i][m] * inv[m, j]
-            inv[i, j] = v * inv_d[i]
-    var = [sum(inv[i, j] ** 2 for i in range(j, p)) for j in range(first, p)]
-    return np.stack(x), np.stack(var)
+                v -= low[i, m] * inv[m, j]
+            inv[i, j] = v * low[i, i]
+    var = np.empty((n_tail, b.shape[1]))
+    for t, j in enumerate(range(first, p)):
+        var[t] = sum(inv[i, j] ** 2 for i in range(j, p))
+    return x, var
+
+
+def gaussians(k: int, origin: np.ndarray, centres: np.ndarray, sigma: np.ndarray, flux: np.ndarray) -> np.ndarray:
+    """``[n, K]`` profiles of the model's components (pixel-integrated Gaussians, as fitted) of
+    ``flux`` at absolute ``centres`` on elements ``origin + 0..K-1``; non-finite inputs give 0."""
+    c = np.asarray(centres, np.float64) - np.asarray(origin, np.float64)
+    ok = np.isfinite(c) & np.isfinite(flux) & np.isfinite(sigma)
+    se = np.sqrt(np.where(ok, sigma, 1.0) ** 2 + PIXEL_VARIANCE).astype(F32)
+    z = (np.arange(k, dtype=F32)[None, :] - np.where(ok, c, 0.0).astype(F32)[:, None]) / se[:, None]
+    g = np.exp(F32(-0.5) * z * z)
+    g *= (np.where(ok, flux, 0.0) * _INV_SQRT_2PI / se).astype(F32)[:, None]
+    return g
 
 
 def fit_profiles(data: np.ndarray, usable: np.ndarray, origin: np.ndarray, mu0: np.ndarray,
                  sigma0: np.ndarray | float, offsets: np.ndarray, read_var: np.ndarray | float, *,
-                 amp0: np.ndarray | None = None, iterations: int = 3, converge: float = 0.0,
+                 amp0: np.ndarray | None = None, fixed: np.ndarray | None = None, iterations: int = 3,
+                 converge: float = 0.0,
                  sigma_bounds: tuple[float, float] = (0.5, 3.0), max_step: float = 1.0) -> ProfileFit:
     """Fit every profile ``data[i]`` (``[n, K]`` e-, element ``k`` centred on ``origin[i] + k``).
 
@@ -131,11 +150,16 @@ def fit_profiles(data: np.ndarray, usable: np.ndarray, origin: np.ndarray, mu0: 
     ``offsets``: ``[n, J]`` component offsets from ``mu`` (px); column 0 must be 0; NaN = no such
     component (its flux is held at 0). ``read_var``: variance of an element without signal
     (e-^2; scalar or ``[n, K]``). ``amp0``: starting fluxes ``[n, J]`` (default: each profile's
-    sum for every component). ``iterations``: most Gauss-Newton steps; a profile whose centre and
-    width steps are both below ``converge`` px stops early (its variances are from that step).
+    sum for every component). ``fixed``: a known extra model ``[n, K]`` (e-; e.g. the neighbour
+    fibers' predicted profiles), subtracted from the data and counted in the noise model.
+    ``iterations``: most Gauss-Newton steps; a profile whose centre and width steps are both below
+    ``converge`` px stops early (its variances are from that step).
     """
     data = np.asarray(data, F32)
     n, k = data.shape
+    if fixed is not None:
+        fixed = np.asarray(fixed, F32)
+        data = data - fixed
     origin = np.asarray(origin, np.float64)
     offsets = np.asarray(offsets, F32)
     present = np.isfinite(offsets)
@@ -147,28 +171,30 @@ def fit_profiles(data: np.ndarray, usable: np.ndarray, origin: np.ndarray, mu0: 
     rv = np.asarray(read_var, F32)
     absent = np.concatenate([np.zeros((n, 1), bool), ~present[:, 1:], np.zeros((n, 3), bool)], axis=1)
     if amp0 is None:
-        amp0 = np.repeat((data if w_use is None else data * w_use).sum(axis=1, keepdims=True), nj, axis=1)
+        amp0 = np.repeat(((data if w_use is None else data * w_use) @ np.ones(k, F32))[:, None], nj, axis=1)
     amps = np.where(present, np.asarray(amp0, F32), F32(0.0)).astype(F32)
     bg = np.zeros(n, F32)
     var = np.full((3, n), np.nan)  # amp0, sigma, mu
     active = np.arange(n)
-    for it in range(max(iterations, 1)):
-        a = active
+    for _ in range(max(iterations, 1)):
+        a = slice(None) if active.size == n else active  # a slice: in-place updates, no fancy copies
+
         def sub(arr, a=a):
-            return arr if arr is None or arr.ndim == 0 or a.size == n else arr[a]
+            return arr if arr is None or arr.ndim == 0 else arr[a]
         step, v = _gn_step(sub(data), sub(w_use), sub(rv), sub(mu), sub(sigma), sub(offs), sub(present),
-                           sub(amps), sub(bg), sub(absent))
+                           sub(amps), sub(bg), sub(absent), sub(fixed))
         var[:, a] = v
-        step = np.nan_to_num(step)  # order: bg, neighbour fluxes, flux, sigma, mu
-        bg[a] += step[0].astype(F32)
-        amps[a, 1:] += np.where(present[a, 1:], step[1:nj].T, 0.0).astype(F32)
-        amps[a, 0] += step[nj].astype(F32)
-        dmu = np.clip(step[nj + 2], -max_step, max_step).astype(F32)
-        new_sigma = np.clip(sigma[a] + np.clip(step[nj + 1], -0.5, 0.5).astype(F32), *sigma_bounds).astype(F32)
-        dsig = new_sigma - sigma[a]
+        step = np.nan_to_num(step).astype(F32)  # order: bg, neighbour fluxes, flux, sigma, mu
+        bg[a] += step[0]
+        if nj > 1:
+            amps[a, 1:] += np.where(present[a, 1:], step[1:nj].T, F32(0.0))
+        amps[a, 0] += step[nj]
+        dmu = np.clip(step[nj + 2], -max_step, max_step)
+        new_sigma = np.clip(sigma[a] + np.clip(step[nj + 1], -0.5, 0.5), *sigma_bounds).astype(F32)
+        moving = (np.abs(dmu) >= converge) | (np.abs(new_sigma - sigma[a]) >= converge)
         mu[a] += dmu
         sigma[a] = new_sigma
-        active = a[(np.abs(dmu) >= converge) | (np.abs(dsig) >= converge)]
+        active = (np.arange(n) if isinstance(a, slice) else a)[moving]
         if active.size == 0:
             break
     err = np.sqrt(np.where(var > 0, var, np.nan))
@@ -179,7 +205,7 @@ def fit_profiles(data: np.ndarray, usable: np.ndarray, origin: np.ndarray, mu0: 
                       mu_err=err[2], sigma_err=err[1], amp_err=err[0], ok=ok)
 
 
-def _gn_step(data, w_use, rv, mu, sigma, offs, present, amps, bg, absent):
+def _gn_step(data, w_use, rv, mu, sigma, offs, present, amps, bg, absent, fixed):
     """One Gauss-Newton step for a set of profiles: ``(step [P, n], variances [3, n])``, parameters
     ordered (constant, neighbour fluxes, flux, sigma, mu) so the three that need a variance come
     last. The Jacobian is kept as P contiguous ``[n, K]`` columns: the normal matrix is then
@@ -197,7 +223,7 @@ def _gn_step(data, w_use, rv, mu, sigma, offs, present, amps, bg, absent):
         model += g[:, j] * amps[:, j:j + 1]
     cols += [d_s, d_m]
     model += bg[:, None]
-    w = np.maximum(model, 0.0)
+    w = np.maximum(model if fixed is None else model + fixed, 0.0)
     w += rv
     np.reciprocal(w, out=w)
     if w_use is not None:
@@ -211,13 +237,14 @@ def _solve_normal(cols: list, w: np.ndarray, resid: np.ndarray, absent: np.ndarr
     parameters. A Levenberg damping of 1e-4 of the diagonal keeps near-degenerate systems stable;
     absent components (zero columns) get a unit diagonal, so their step is 0."""
     p = len(cols)
-    n = w.shape[0]
+    n, k = w.shape
+    ones = np.ones(k, F32)
     jw = [w if c is None else c * w for c in cols]
     normal = np.empty((p, p, n))
     grad = np.empty((p, n))
     for i in range(p):
         grad[i] = np.einsum("nk,nk->n", jw[i], resid)
         for j in range(i + 1):
-            normal[i, j] = jw[i].sum(axis=1) if cols[j] is None else np.einsum("nk,nk->n", jw[i], cols[j])
+            normal[i, j] = jw[i] @ ones if cols[j] is None else np.einsum("nk,nk->n", jw[i], cols[j])
         normal[i, i] = normal[i, i] * (1.0 + 1e-4) + absent[:, i]
     return _cholesky_solve(normal, grad, 3)

@@ -20,7 +20,7 @@ from arcray.instrument import N_FIBERS
 from arcray.measure import flags as F
 from arcray.measure.config import MeasureConfig
 from arcray.measure.field import fit_component
-from arcray.measure.lines import _neighbour_sums, _rows, gather
+from arcray.measure.lines import FINAL_ITERATIONS, _neighbour_sums, _rows, gather, neighbour_model
 from arcray.measure.profiles import fit_profiles
 from arcray.measure.source import PixelSource
 
@@ -74,20 +74,21 @@ def measure_traces(source: PixelSource, camera: str, config: MeasureConfig, shif
     st = gather(source, px, py, alive, half_rows=hr, half_cols=config.stamp_half_cols, xprofile_half_rows=hr,
                 yprofile_half_cols=0, core_px=config.core_px)
     rv = (2 * hr + 1) * float(read_noise_e) ** 2
-    sums = st.xprof.sum(axis=1)
+    sums = st.xsum
     fiber = np.repeat(np.arange(N_FIBERS), n_r)
 
-    def fit(idx, mu0, sig0):
-        return fit_profiles(st.xprof[idx], _rows(st.xuse, idx), st.xorigin[idx], mu0, sig0, offs[idx], rv,
-                            amp0=_neighbour_sums(sums, idx, n_r), iterations=config.iterations,
-                            converge=config.converge_px, sigma_bounds=config.sigma_bounds_px)
+    def fit(idx, mu0, sig0, fixed=None, iterations=config.iterations):
+        o, a0 = (offs[idx], _neighbour_sums(sums, idx, n_r)) if fixed is None else (np.zeros((idx.size, 1)), None)
+        return fit_profiles(st.xprof[idx], _rows(st.xuse, idx), st.xorigin[idx], mu0, sig0, o, rv, amp0=a0,
+                            fixed=fixed, iterations=iterations, converge=config.converge_px,
+                            sigma_bounds=config.sigma_bounds_px)
 
     ok0 = st.flags == 0
     pilot = np.flatnonzero(ok0 & (fiber % config.pilot_stride == 0))
     fp = fit(pilot, px[pilot], config.sigma_guess_px)
     good = fp.ok & (fp.amp / fp.amp_err >= config.min_snr) & (np.abs(fp.mu - px[pilot]) <= config.max_offset_px)
     u, v = optics.normalised(camera, x_nom.ravel(), py)
-    xp, s0 = px, np.full(px.size, config.sigma_guess_px)
+    xp, s0, piloted = px, np.full(px.size, config.sigma_guess_px), False
     if good.sum() >= 20:
         kw = dict(clip_sigma=config.clip_sigma, rounds=config.fit_rounds, floor=config.position_floor_px)
         fdx = fit_component("x", u[pilot][good], v[pilot][good], (fp.mu - x_nom.ravel()[pilot])[good],
@@ -96,8 +97,13 @@ def measure_traces(source: PixelSource, camera: str, config: MeasureConfig, shif
         if np.isfinite(fdx.coef).all() and np.isfinite(fs.coef).all():
             xp = x_nom.ravel() + fdx.predict("x", u, v)
             s0 = np.clip(fs.predict("s", u, v), *config.sigma_bounds_px)
+            piloted = True
     todo = np.flatnonzero(ok0)
-    fr = fit(todo, xp[todo], s0[todo])
+    if piloted:
+        fr = fit(todo, xp[todo], s0[todo], neighbour_model(st, todo, xp, s0, offs, n_r),
+                 min(config.iterations, FINAL_ITERATIONS))
+    else:
+        fr = fit(todo, xp[todo], s0[todo])
     return _assemble(rows, x_nom, st, todo, fr, xp, config)
 
 
