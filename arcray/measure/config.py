@@ -66,9 +66,19 @@ class MeasureConfig(StageConfig):
         0.03, gt=0, description="A fit stops after a Gauss-Newton step whose centre and width changes are "
                                 "both below this, px (the step's own error is ~its square: 0.001 px).")
     min_snr: float = Field(10.0, ge=0, description="Lines (or trace points) below this flux S/N are not used.")
+    pilot_offset_px: float = Field(
+        1.5, gt=0, description="A pilot centre farther than this from the nominal model + global shift is "
+                               "left out of the pilot's fields, px (the field terms reach ~0.5 px beyond the shift).")
     max_offset_px: float = Field(
-        1.5, gt=0, description="A centre farther than this from its prediction (nominal model + global "
-                               "shift + pilot field) is flagged OFFSET and not used, px.")
+        0.5, gt=0, description="A centre farther than this from its prediction (nominal model + global "
+                               "shift + pilot field) is flagged OFFSET and not used: another line or "
+                               "fiber, not this one (misidentification), px.")
+    max_width_dev_px: float = Field(
+        0.3, gt=0, description="A width farther than this from the pilot's width field is flagged WIDTH "
+                               "and not used (a fit to noise or to a neighbour), px.")
+    min_field_points: int = Field(
+        100, ge=8, description="Fewest used points for a field fit; fewer (no light, no lamp) leave the "
+                               "field null.")
     read_noise_e: float | None = Field(
         None, ge=0, description="Read noise per pixel, e-; None = arcray.instrument.READ_NOISE_E[camera].")
     reject_px: float = Field(

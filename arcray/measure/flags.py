@@ -16,10 +16,11 @@ LOW_SNR = 64  # flux S/N below min_snr (a lamp that is out, a dark fiber, a fain
 OFFSET = 128  # centre farther than max_offset_px from its prediction (a misidentification)
 REJECTED = 256  # rejected by the field fit (residual > reject_px on either axis, or clip_sigma)
 FAINT = 512  # flats: flux below good_fiber_flux_fraction of the median over fibers at that row
+WIDTH = 1024  # width farther than max_width_dev_px from the pilot's width field (noise or a neighbour)
 
 NAMES = {DEAD_FIBER: "dead_fiber", BLENDED: "blended", EDGE: "edge", SATURATED: "saturated", MASKED: "masked",
          NOT_CONVERGED: "not_converged", LOW_SNR: "low_snr", OFFSET: "offset", REJECTED: "rejected",
-         FAINT: "faint"}
+         FAINT: "faint", WIDTH: "width"}
 NOT_MEASURED = DEAD_FIBER | BLENDED | SATURATED | MASKED  # rows whose centre is NaN
 
 

@@ -147,14 +147,14 @@ def _measure_arc(source, camera, row, config, reference, rn) -> FrameMeasurement
     x0, y0 = lm.lines.x0, lm.lines.y0
     u, v = optics.normalised(camera, x0, y0)
     kw = dict(reject_px=config.reject_px, clip_sigma=config.clip_sigma, rounds=config.fit_rounds,
-              floor_px=config.position_floor_px)
+              floor_px=config.position_floor_px, min_points=config.min_field_points)
     fdx, fdy = fit_displacement(u[ok], v[ok], (lm.x - x0)[ok], (lm.y - y0)[ok], lm.x_err[ok], lm.y_err[ok], **kw)
     flags = lm.flags.copy()
     used = np.zeros_like(ok)
     used[ok] = fdx.used
     flags[ok & ~used] |= F.REJECTED
     fs = fit_component("s", u[used], v[used], lm.sigma_y[used], lm.sigma_y_err[used], clip_sigma=config.clip_sigma,
-                       rounds=config.fit_rounds, floor=config.position_floor_px)
+                       rounds=config.fit_rounds, floor=config.position_floor_px, min_points=config.min_field_points)
     _put_field(row, "", TERMS_X, fdx)
     _put_field(row, "", TERMS_Y, fdy)
     _put_field(row, "", TERMS_S, fs)
@@ -248,7 +248,8 @@ def _measure_flat(source, camera, row, config: MeasureConfig, rn) -> FrameMeasur
     ok = tm.flags == 0
     yy = np.broadcast_to(tm.rows[None, :].astype(float), tm.x_nom.shape)
     u, v = optics.normalised(camera, tm.x_nom, yy)
-    kw = dict(clip_sigma=config.clip_sigma, rounds=config.fit_rounds, floor=config.position_floor_px)
+    kw = dict(clip_sigma=config.clip_sigma, rounds=config.fit_rounds, floor=config.position_floor_px,
+              min_points=config.min_field_points)
     fdx = fit_component("x", u[ok], v[ok], (tm.x - tm.x_nom)[ok], tm.x_err[ok], reject=config.reject_px, **kw)
     used = np.zeros_like(ok)
     used[ok] = fdx.used

@@ -284,9 +284,10 @@ def _fit_both(st: Stamps, idx, x_start, y_start, sx0, sy0, xoffs, yoffs_l, n_lin
 
 
 def _usable(fx: ProfileFit, fy: ProfileFit, x_pred, y_pred, config: MeasureConfig) -> np.ndarray:
+    """Pilot fits good enough to fit the fields to."""
     snr = fy.amp / fy.amp_err
-    return (fx.ok & fy.ok & (snr >= config.min_snr) & (np.abs(fx.mu - x_pred) <= config.max_offset_px)
-            & (np.abs(fy.mu - y_pred) <= config.max_offset_px))
+    return (fx.ok & fy.ok & (snr >= config.min_snr) & (np.abs(fx.mu - x_pred) <= config.pilot_offset_px)
+            & (np.abs(fy.mu - y_pred) <= config.pilot_offset_px))
 
 
 def _pilot_field(camera, lines, idx, fx, fy, ok, config):
@@ -294,7 +295,7 @@ def _pilot_field(camera, lines, idx, fx, fy, ok, config):
     x0, y0 = lines.x0.ravel()[idx], lines.y0.ravel()[idx]
     u, v = optics.normalised(camera, x0, y0)
     k = ok
-    if k.sum() < 20:
+    if k.sum() < max(20, config.min_field_points // 4):
         return None
     fdx, fdy = fit_displacement(u[k], v[k], fx.mu[k] - x0[k], fy.mu[k] - y0[k], fx.mu_err[k], fy.mu_err[k],
                                 reject_px=config.reject_px, clip_sigma=config.clip_sigma,
@@ -331,7 +332,8 @@ def measure_lines(source: PixelSource, camera: str, config: MeasureConfig, shift
     fxp, fyp = _fit_both(st, pilot, px[pilot], py[pilot], sg, sg, xoffs, yoffs_l, n_l, rn2, config,
                          config.iterations)
     field = _pilot_field(camera, lines, pilot, fxp, fyp, _usable(fxp, fyp, px[pilot], py[pilot], config), config)
-    if field is not None:
+    piloted = field is not None
+    if piloted:
         u, v = optics.normalised(camera, x0, y0)
         fdx, fdy, fsx, fsy = field
         xp, yp = x0 + fdx.predict("x", u, v), y0 + fdy.predict("y", u, v)
@@ -343,11 +345,14 @@ def measure_lines(source: PixelSource, camera: str, config: MeasureConfig, shift
     fixed = neighbour_model(st, todo, xp, sx0, xoffs, n_l) if field is not None else None
     fx, fy = _fit_both(st, todo, xp[todo], yp[todo], sx0[todo], sy0[todo], xoffs, yoffs_l, n_l, rn2, config,
                        min(config.iterations, FINAL_ITERATIONS) if field is not None else config.iterations, fixed)
-    return _assemble(lines, st, todo, fx, fy, xp, yp, config)
+    return _assemble(lines, st, todo, fx, fy, xp, yp, (sx0, sy0) if piloted else None, config)
 
 
-def _assemble(lines: LineSet, st: Stamps, todo, fx: ProfileFit, fy: ProfileFit, xp, yp,
+def _assemble(lines: LineSet, st: Stamps, todo, fx: ProfileFit, fy: ProfileFit, xp, yp, widths,
               config: MeasureConfig) -> LineMeasurement:
+    """Per (fiber, line) arrays and flags; ``widths``: the pilot's predicted (sigma_x, sigma_y), or
+    None when there was no pilot field (then every centre is judged against the nominal model +
+    shift with ``pilot_offset_px``)."""
     n = st.flags.size
     shape = lines.x0.shape
 
@@ -366,8 +371,13 @@ def _assemble(lines: LineSet, st: Stamps, todo, fx: ProfileFit, fy: ProfileFit, 
     bad = np.zeros(todo.size, np.uint16)
     bad[~(fx.ok & fy.ok)] |= F.NOT_CONVERGED
     bad[~(snr >= config.min_snr)] |= F.LOW_SNR
-    far = (np.abs(fx.mu - xp[todo]) > config.max_offset_px) | (np.abs(fy.mu - yp[todo]) > config.max_offset_px)
-    bad[far] |= F.OFFSET
+    tol = config.max_offset_px if widths is not None else config.pilot_offset_px
+    far = ~((np.abs(fx.mu - xp[todo]) <= tol) & (np.abs(fy.mu - yp[todo]) <= tol))
+    bad[far & np.isfinite(fx.mu)] |= F.OFFSET
+    if widths is not None:
+        dev = config.max_width_dev_px
+        off = ~((np.abs(fx.sigma - widths[0][todo]) <= dev) & (np.abs(fy.sigma - widths[1][todo]) <= dev))
+        bad[off & np.isfinite(fx.sigma)] |= F.WIDTH
     flags[todo] |= bad
     n_y = 2 * config.yprofile_half_cols + 1
     return LineMeasurement(

@@ -144,3 +144,18 @@ def to_raw(electrons: np.ndarray, camera: str, *, mjd: int = 60708, bias_adu=BIA
         e = electrons[amp.trim_rows, amp.trim_cols]
         raw[amp.rows, amp.cols] = e / np.float32(g[amp.amp]) + np.float32(bias_adu[amp.amp])
     return np.clip(np.rint(raw), 0, SATURATION_ADU).astype(np.uint16)
+
+
+def raw_source(raw: np.ndarray, camera: str, *, mjd: int = 60708, overscan: str = "median",
+               bad_columns: tuple[int, ...] = (), header: dict | None = None):
+    """A ``RawSource`` over ``raw`` with the biases, gains and unread rows calibration computes
+    (``arcray.calib.frame``: ``steps.unread_rows``, ``steps.bias_level`` per amp)."""
+    from arcray.calib import steps
+    from arcray.measure.source import RawSource
+
+    geo = GEOMETRY[camera]
+    unread = steps.unread_rows(raw, header or {}, geo)
+    biases = [steps.bias_level(raw, a, method=overscan, read_rows=~unread, transient_cols=geo.transient_cols)
+              for a in geo.amps]
+    return RawSource(raw, geo, biases, gains(camera, mjd), unread, saturation_adu=SATURATION_ADU,
+                     bad_columns=bad_columns)

@@ -11,6 +11,7 @@ width field (BOSS's XSIGMA).
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -86,10 +87,10 @@ def measure_traces(source: PixelSource, camera: str, config: MeasureConfig, shif
     ok0 = st.flags == 0
     pilot = np.flatnonzero(ok0 & (fiber % config.pilot_stride == 0))
     fp = fit(pilot, px[pilot], config.sigma_guess_px)
-    good = fp.ok & (fp.amp / fp.amp_err >= config.min_snr) & (np.abs(fp.mu - px[pilot]) <= config.max_offset_px)
+    good = fp.ok & (fp.amp / fp.amp_err >= config.min_snr) & (np.abs(fp.mu - px[pilot]) <= config.pilot_offset_px)
     u, v = optics.normalised(camera, x_nom.ravel(), py)
     xp, s0, piloted = px, np.full(px.size, config.sigma_guess_px), False
-    if good.sum() >= 20:
+    if good.sum() >= max(20, config.min_field_points // 4):
         kw = dict(clip_sigma=config.clip_sigma, rounds=config.fit_rounds, floor=config.position_floor_px)
         fdx = fit_component("x", u[pilot][good], v[pilot][good], (fp.mu - x_nom.ravel()[pilot])[good],
                             fp.mu_err[good], reject=config.reject_px, **kw)
@@ -104,10 +105,10 @@ def measure_traces(source: PixelSource, camera: str, config: MeasureConfig, shif
                  min(config.iterations, FINAL_ITERATIONS))
     else:
         fr = fit(todo, xp[todo], s0[todo])
-    return _assemble(rows, x_nom, st, todo, fr, xp, config)
+    return _assemble(rows, x_nom, st, todo, fr, xp, s0 if piloted else None, config)
 
 
-def _assemble(rows, x_nom, st, todo, fr, xp, config: MeasureConfig) -> TraceMeasurement:
+def _assemble(rows, x_nom, st, todo, fr, xp, widths, config: MeasureConfig) -> TraceMeasurement:
     shape = x_nom.shape
     n_rows = 2 * config.flat_half_rows + 1
 
@@ -121,10 +122,14 @@ def _assemble(rows, x_nom, st, todo, fr, xp, config: MeasureConfig) -> TraceMeas
     bad = np.zeros(todo.size, np.uint16)
     bad[~fr.ok] |= F.NOT_CONVERGED
     bad[~(snr >= config.min_snr)] |= F.LOW_SNR
-    bad[np.abs(fr.mu - xp[todo]) > config.max_offset_px] |= F.OFFSET
+    tol = config.max_offset_px if widths is not None else config.pilot_offset_px
+    bad[~(np.abs(fr.mu - xp[todo]) <= tol) & np.isfinite(fr.mu)] |= F.OFFSET
+    if widths is not None:
+        bad[~(np.abs(fr.sigma - widths[todo]) <= config.max_width_dev_px) & np.isfinite(fr.sigma)] |= F.WIDTH
     flags[todo] |= bad
     flux = full(fr.amp / n_rows)
-    with np.errstate(all="ignore"):
+    with warnings.catch_warnings():  # a row without any used trace (no light) has no median: NaN
+        warnings.simplefilter("ignore", RuntimeWarning)
         med = np.nanmedian(np.where(flags.reshape(shape) == 0, flux, np.nan), axis=0)  # per sample row
     faint = ~(flux >= config.good_fiber_flux_fraction * med[None, :]) & np.isfinite(flux)
     flags = flags.reshape(shape)
