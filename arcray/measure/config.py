@@ -46,7 +46,7 @@ class MeasureConfig(StageConfig):
                                 "extra components of the line's row profile, px.")
     edge_margin_px: float = Field(
         14.0, ge=0, description="Lines nominally closer than this to the bottom or top row are skipped, px.")
-    stamp_half_rows: int = Field(5, ge=2, le=12, description="Half height of a line stamp, px (11 rows).")
+    stamp_half_rows: int = Field(4, ge=2, le=12, description="Half height of a line stamp, px (9 rows).")
     stamp_half_cols: int = Field(4, ge=2, le=8, description="Half width of a line or trace stamp, px (9 columns).")
     xprofile_half_rows: int = Field(
         3, ge=0, description="Rows each side of a line summed into its cross-dispersion (x) profile, px.")

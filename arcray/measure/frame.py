@@ -36,7 +36,7 @@ from arcray.measure.lines import LineMeasurement, lines_for, measure_lines
 from arcray.measure.schema import FRAME_SCHEMA
 from arcray.measure.source import PixelSource
 from arcray.measure.traces import TraceMeasurement, measure_traces
-from arcray.optics import FIELD_TERMS, TERMS_S, TERMS_X, TERMS_Y
+from arcray.optics import TERMS_S, TERMS_X, TERMS_Y
 
 LAMP_COLUMNS = {"Ne": "nlamps_ne", "HgCd": "nlamps_hgcd", "HeAr": "nlamps_hear"}
 
@@ -296,5 +296,3 @@ def _judge(row: dict, camera: str, flavor: str, config: MeasureConfig) -> dict:
         row[f"{q}_status"] = s
     return row
 
-
-__all__ = ["FrameMeasurement", "ReferenceArc", "measure_frame", "empty_frame_row", "FIELD_TERMS"]

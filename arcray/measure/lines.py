@@ -36,6 +36,7 @@ import numpy as np
 from scipy.special import ndtr
 
 from arcray import optics
+from arcray.calib import steps as calib_mask
 from arcray.instrument import N_FIBERS
 from arcray.measure import flags as F
 from arcray.measure.config import MeasureConfig
@@ -131,8 +132,8 @@ def gather(source: PixelSource, px: np.ndarray, py: np.ndarray, alive: np.ndarra
         rows_in = np.abs(r0[:, None] + np.arange(nr) - py[:, None]) <= core_px
         cols_in = np.abs(c0[:, None] + np.arange(nc) - px[:, None]) <= core_px
         mc = m * (rows_in[:, :, None] & cols_in[:, None, :])
-        flags[(mc & 1).any(axis=(1, 2))] |= F.SATURATED
-        flags[(mc & 6).any(axis=(1, 2))] |= F.MASKED
+        flags[(mc & calib_mask.SATURATED).any(axis=(1, 2))] |= F.SATURATED
+        flags[(mc & (calib_mask.NOT_READ | calib_mask.BAD_COLUMN)).any(axis=(1, 2))] |= F.MASKED
         good = m == 0
         e = np.where(good, e, np.float32(0.0))
         xuse, yuse = good[:, rs, :].all(axis=1), good[:, :, cs].all(axis=2)
