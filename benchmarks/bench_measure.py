@@ -175,7 +175,8 @@ def bench_faults(camera: str, seed: int) -> None:
         per = ",".join(str(fr[c]) for c in ("nlamps_ne", "nlamps_hgcd", "nlamps_hear") if fr[c] is not None)
         ws = "-" if fr["WSIGMA"] is None else f"{fr['WSIGMA']:.3f}"
         wm = "-" if fr["WAVEMID"] is None else f"{fr['WAVEMID']:.1f}"
-        print(f"  {name:18s} {fr['NLAMPS']:6d} {per:>9s} {ws:>7s} {fr['BESTCORR']:8.3f} {wm:>8s} "
+        bc = float("nan") if fr["BESTCORR"] is None else fr["BESTCORR"]
+        print(f"  {name:18s} {fr['NLAMPS']:6d} {per:>9s} {ws:>7s} {bc:8.3f} {wm:>8s} "
               f"{fr['n_points_used']:6d}  {fr['status']} ({fr['status_reasons']})")
 
 

@@ -169,3 +169,15 @@ def test_an_arc_without_light_is_red_not_an_error():
     src = raw_source(to_raw(arc_electrons("b1", optics.Field(), peak_e=0.0).electrons, "b1"), "b1")
     fr = measure_frame(src, _meta("b1", 19)).frame
     assert fr["measured"] and fr["status"] == "red" and fr["NLAMPS"] == 0 and fr["field_n_used"] == 0
+
+
+def test_a_frame_with_every_pixel_masked_is_red_not_an_error():
+    from arcray.instrument import GEOMETRY, gains
+    from arcray.measure import RawSource
+
+    raw = to_raw(arc_electrons("b1", optics.Field(), peak_e=0.0).electrons, "b1")
+    bias = [np.full((1, 1), 1000.0, np.float32)] * 4
+    src = RawSource(raw, GEOMETRY["b1"], bias, gains("b1", 60708), np.ones(4224, bool), saturation_adu=65535)
+    m = measure_frame(src, _meta("b1", 20))
+    assert m.frame["status"] == "red" and m.frame["n_points_used"] == 0 and m.frame["BESTCORR"] is None
+    assert ((m.lines["flags"] & (F.MASKED | F.DEAD_FIBER)) != 0).all()

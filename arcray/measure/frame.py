@@ -140,8 +140,8 @@ def _arc_shift(source: PixelSource, camera: str, config: MeasureConfig) -> tuple
 def _measure_arc(source, camera, row, config, reference, rn) -> FrameMeasurement:
     dx, dy, spec = _arc_shift(source, camera, config)
     row.update(shift_x=dx, shift_y=dy)
-    row["BESTCORR"] = offsets.bestcorr(spec, camera, config.max_shift_px, config.bestcorr_fwhm_px,
-                                       config.bestcorr_cap_e)
+    row["BESTCORR"] = _none(offsets.bestcorr(spec, camera, config.max_shift_px, config.bestcorr_fwhm_px,
+                                             config.bestcorr_cap_e))
     lm = measure_lines(source, camera, config, (dx, dy), rn)
     ok = lm.flags == 0
     x0, y0 = lm.lines.x0, lm.lines.y0

@@ -239,11 +239,12 @@ def _fit_y(st: Stamps, idx, mu0, sigma0, offs_l, n_lines: int, rv: float, config
 
 
 def _merge(parts: list[ProfileFit], order: np.ndarray, n: int) -> ProfileFit:
+    """One ProfileFit of ``n`` profiles from the groups' fits (``order``: their positions)."""
     out = {}
     for name in ProfileFit.__dataclass_fields__:
-        vals = np.concatenate([getattr(p, name) for p in parts]) if parts else np.zeros(0)
-        arr = np.full(n, np.nan) if vals.dtype != bool else np.zeros(n, bool)
-        arr[order] = vals
+        arr = np.zeros(n, bool) if name == "ok" else np.full(n, np.nan)
+        if parts:
+            arr[order] = np.concatenate([getattr(p, name) for p in parts])
         out[name] = arr
     return ProfileFit(**out)
 

@@ -138,11 +138,12 @@ def bestcorr(spectrum: np.ndarray, camera: str, max_lag: int, fwhm_px: float, ca
     spec = np.convolve(np.minimum(spectrum, cap_e), kern / kern.sum(), mode="same")
     model = np.sqrt(line_template(camera, spectrum.size, sig))
     n = spec.size
-    best = -1.0
+    best = float("nan")  # no lag with any variance (no light): not measurable
     for lag in range(-max_lag, max_lag + 1):
         a = spec[max(lag, 0):n + min(lag, 0)]
         b = model[max(-lag, 0):n - max(lag, 0)]
         sa, sb = a.std(), b.std()
         if sa > 0 and sb > 0:
-            best = max(best, float(np.mean((a - a.mean()) * (b - b.mean())) / (sa * sb)))
+            c = float(np.mean((a - a.mean()) * (b - b.mean())) / (sa * sb))
+            best = c if not best >= c else best
     return best
