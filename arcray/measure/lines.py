@@ -14,12 +14,14 @@ px), all (fiber, line) stamps of the frame at once:
 
 1. one gather of ``(2*stamp_half_rows+1) x (2*stamp_half_cols+1)`` stamps from the pixel source;
 2. two marginal profiles per stamp (arc2trace's ``marginal_gfit``): the x-profile (rows within
-   ``xprofile_half_rows`` summed) fitted with the adjacent fibers of the bundle as components at
-   their nominal spacing, the y-profile (columns within ``yprofile_half_cols`` summed) with any
-   listed line within ``neighbour_line_px`` as a component (``profiles.fit_profiles``);
-3. a pilot on every ``pilot_stride``-th fiber from the nominal prediction; the displacement and
-   width fields fitted to the pilot predict every other line to a few hundredths of a px, so one or
-   two Gauss-Newton steps finish each fit;
+   ``xprofile_half_rows`` summed) and the y-profile (columns within ``yprofile_half_cols``
+   summed), each fitted with a pixel-integrated Gaussian (``profiles.fit_profiles``); any listed
+   line within ``neighbour_line_px`` is an extra component of the y-profile;
+3. a pilot on every ``pilot_stride``-th fiber from the nominal prediction, its x-profiles fitted
+   with the adjacent fibers of the bundle as free components at their nominal spacing; the
+   displacement and width fields fitted to the pilot predict every line to a few hundredths of a
+   px, so one or two Gauss-Newton steps finish each final fit, in which the adjacent fibers are
+   held at their predicted profiles (``neighbour_model``);
 4. a pixel that is masked (saturated, not read, bad column) within ``core_px`` of the predicted
    centre excludes the line (SATURATED / MASKED); masked pixels farther out get zero weight.
 
