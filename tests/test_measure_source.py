@@ -8,7 +8,7 @@ import pytest
 from arcray.calib import steps
 from arcray.calib.config import CalibConfig, CameraOverride
 from arcray.calib.frame import calibrate_frame
-from arcray.calib.testing import make_raw_frame
+from arcray.testing.frames import make_raw_frame
 from arcray.instrument import GEOMETRY
 from arcray.measure import FrameSource, RawSource
 
