@@ -94,9 +94,14 @@ def gains(camera: str, mjd: int) -> tuple[float, float, float, float]:
 
 
 # Wavelength solution: log10(lambda/A) = sum c_k P_k(x), x = 2*row/(nrow-1) - 1 (trimmed rows).
+# The coefficients are boss-formats.md's except c0, which is shifted (blue -0.0052417, red
+# +0.0009077) so that the central pixel's wavelength sits at the centre of the SOS WAVEMID window
+# (opLimits: b1 4903-4923 A, r1 7988-8008 A): with the spec's c0 a nominal b1 arc has WAVEMID
+# 4972.7 A (red by the real limits) and r1 7981.3 A (yellow). Simulator and pipeline share this
+# one solution, so they agree either way; only the QA against real limits needed the shift.
 WAVE_COEFFS = {
-    "b": (3.6846659, 0.19959101, -0.023845067, 0.0012433996),
-    "r": (3.8927011, 0.16506676, -0.018754040, 0.0011861915, -1.1795306e-05, -2.4502617e-05),
+    "b": (3.6794242, 0.19959101, -0.023845067, 0.0012433996),
+    "r": (3.8936088, 0.16506676, -0.018754040, 0.0011861915, -1.1795306e-05, -2.4502617e-05),
 }
 
 

@@ -8,8 +8,8 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-from arcray.ingest.logparse import (archive_text, detect_layout, month_of_filename, parse_archive,
-                                    split_messages, split_sections)
+from arcray.ingest.logparse import detect_layout, parse_archive
+from arcray.ingest.mbox import archive_text, month_of_filename, split_messages, split_sections
 from arcray.ingest.manifest import MANIFEST_SCHEMA, rows_to_table, study_json
 
 # sloan_log.py output: sections as '=' banners only (no dash headers), an APOGEE table whose rows

@@ -8,7 +8,8 @@ import os
 import random
 from datetime import datetime, timedelta
 
-from arcray.ingest.logparse import parse_archive, split_messages, split_sections
+from arcray.ingest.logparse import parse_archive
+from arcray.ingest.mbox import split_messages, split_sections
 from arcray.sim.mailman import (mjd_date, render_month_texts, render_night_messages,
                                 write_month_archives)
 from arcray.sim.types import SimExposure

@@ -111,7 +111,7 @@ def _edge_windows(camera: str, term: str):
     if term in ("a1", "b1"):  # left and right edges, central rows
         wins = [(slice(1500, 2600), slice(c, c + 256)) for c in (300, w - 556)]
     else:  # bottom and top edges, central columns
-        wins = [(slice(r, r + 300), slice(1800, 2300)) for r in (120, h - 420)]
+        wins = [(slice(r, r + 300), slice(1800, 2300)) for r in (400, h - 420)]  # the first blue line is at row ~450
     return wins, (0 if term in ("a1", "a2") else 1)  # x shifts: sum over rows; y shifts: over columns
 
 

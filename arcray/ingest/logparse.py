@@ -1,11 +1,10 @@
 """Parse the sloan-25mlog text archive: mbox -> messages -> sections -> BOSS exposure rows.
 
 Pure: text in, records out (no I/O, no Ray). Written against the real formats of
-``shared/spec/boss-formats.md`` section 3:
+``shared/spec/boss-formats.md`` section 3; messages and sections come from ``arcray.ingest.mbox``
+(which also drops quoted ``>`` text, so tables quoted in replies are ignored):
 
-- messages start at an mbox ``From_`` line (``From user at example.org  Sat Dec  2 13:04:55 2023``);
-- sections are headed ``---- <Title> ----`` or, as ``sloan_log.py`` prints them, by a title between
-  two ``=`` banners; only ``BOSS Data Summary`` is read;
+- only the ``BOSS Data Summary`` section is read;
 - the BOSS table comes in four layouts (``sloan_log``, ``list``, and the two of idlspec2d
   ``BOSS_log.py``: ``sos``, its default, and ``sos_long``, its ``--long`` form), each recognised by
   its header line; rows are matched against that layout only;
@@ -21,7 +20,6 @@ Pure: text in, records out (no I/O, no Ray). Written against the real formats of
   ``Out``): ``hart`` with ``Hrt`` ``L``/``R`` is a Hartmann arc; ``hart`` with closed doors and no
   arc lamp lit (``lamps`` ``FF,NE,HGCD`` counts, or the ``NE``/``HGCD``/``HEAR`` flags of the long
   form) is a dark (exposure time > 0) or a bias;
-- quoted text (``>``) is dropped before sections are found, so tables quoted in replies are ignored;
 - a BOSS section without a recognisable table, and a row-like line that does not parse, become a
   warning naming the message; never a silent skip;
 - reposts of a night: the latest message (by ``Date:``, then archive order) wins;
@@ -30,14 +28,12 @@ Pure: text in, records out (no I/O, no Ray). Written against the real formats of
 
 from __future__ import annotations
 
-import gzip
 import logging
 import re
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
-from email.header import decode_header, make_header
-from email.utils import parsedate_to_datetime
+from datetime import datetime
 
+from arcray.ingest.mbox import Message, Section, archive_text, split_messages, split_sections
 from arcray.instrument import OBSERVATORY
 
 log = logging.getLogger(__name__)
@@ -46,9 +42,6 @@ BOSS_TITLE = "boss data summary"
 LAYOUTS = ("sloan_log", "list", "sos", "sos_long")
 DEFAULT_CAMERAS = {"apo": ("b1", "r1"), "lco": ("b2", "r2")}
 
-_FROM_LINE = re.compile(r"^From \S+(?: at \S+)?\s+\w{3} \w{3}\s+\d{1,2} \d{1,2}:\d\d:\d\d \d{4}\s*$")
-_DASH_TITLE = re.compile(r"^\s*-{2,}\s+(?P<t>[^\s-](?:.*[^\s-])?)\s+-{2,}\s*$")
-_BANNER = re.compile(r"^\s*={20,}\s*$")
 _MJD_PATH = re.compile(r"/data/spectro/(?:[a-z]+/)?(\d{5})\b")
 
 _SLOAN_ROW = re.compile(
@@ -71,29 +64,6 @@ _FLAVOR = {
 _HARTMANN = {"out": "Out", "open": "Out", "left": "Left", "lef": "Left", "l": "Left",
              "right": "Right", "rig": "Right", "r": "Right", "closed": "Closed", "clo": "Closed",
              "both": "Closed"}
-
-
-@dataclass(frozen=True)
-class Message:
-    """One e-mail of the archive; ``index`` is its position in the file (0-based)."""
-
-    index: int
-    sender: str
-    date: datetime | None  # aware, UTC
-    subject: str
-    message_id: str
-    in_reply_to: str
-    body: str
-
-    def describe(self) -> str:
-        when = self.date.isoformat() if self.date else "no date"
-        return f"message #{self.index} {self.message_id or ''} ({when}) {self.subject!r}".replace("  ", " ")
-
-
-@dataclass(frozen=True)
-class Section:
-    title: str
-    lines: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -121,113 +91,6 @@ class ParseResult:
     rows: list[BossRow] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     n_messages: int = 0
-
-
-# -- archive text and messages -------------------------------------------------------------
-
-def archive_text(data: bytes | str) -> str:
-    """Text of a monthly archive given as ``.txt`` or ``.txt.gz`` bytes (gzip magic decides).
-
-    Line ends are normalised (CRLF and CR become LF). Mailman serves ``.txt.gz`` URLs already
-    decompressed, so both forms reach this function.
-    """
-    if isinstance(data, bytes):
-        if data[:2] == b"\x1f\x8b":
-            data = gzip.decompress(data)
-        try:
-            data = data.decode("utf-8")
-        except UnicodeDecodeError:
-            data = data.decode("latin-1")
-    return data.replace("\r\n", "\n").replace("\r", "\n")
-
-
-def _header_value(raw: str) -> str:
-    try:
-        return str(make_header(decode_header(raw))).strip()
-    except Exception:  # malformed encoded words: keep the raw text
-        return raw.strip()
-
-
-def _parse_headers(lines: list[str]) -> tuple[dict[str, str], int]:
-    headers: dict[str, str] = {}
-    last = None
-    for i, line in enumerate(lines):
-        if not line.strip():
-            return headers, i + 1
-        if line[:1] in (" ", "\t") and last:
-            headers[last] += " " + line.strip()
-            continue
-        name, sep, value = line.partition(":")
-        if not sep or " " in name.strip():
-            return headers, i  # no blank line before the body
-        last = name.strip().lower()
-        headers[last] = value.strip()
-    return headers, len(lines)
-
-
-def _message_date(headers: dict[str, str], from_line: str) -> datetime | None:
-    for raw in (headers.get("date", ""), from_line.split("  ", 1)[-1] if "  " in from_line else ""):
-        if not raw:
-            continue
-        try:
-            dt = parsedate_to_datetime(raw)
-        except (TypeError, ValueError, IndexError):
-            try:
-                dt = datetime.strptime(" ".join(raw.split()), "%a %b %d %H:%M:%S %Y")
-            except ValueError:
-                continue
-        return (dt if dt.tzinfo else dt.replace(tzinfo=timezone.utc)).astimezone(timezone.utc)
-    return None
-
-
-def split_messages(text: str) -> list[Message]:
-    """Split mbox text at ``From_`` lines (at the start or after a blank line)."""
-    lines = archive_text(text).split("\n")
-    starts = [i for i, line in enumerate(lines)
-              if _FROM_LINE.match(line) and (i == 0 or not lines[i - 1].strip())]
-    messages = []
-    for k, start in enumerate(starts):
-        end = starts[k + 1] if k + 1 < len(starts) else len(lines)
-        chunk = lines[start + 1:end]
-        headers, body_at = _parse_headers(chunk)
-        messages.append(Message(
-            index=k, sender=headers.get("from", lines[start][5:].split("  ")[0]),
-            date=_message_date(headers, lines[start]), subject=_header_value(headers.get("subject", "")),
-            message_id=headers.get("message-id", ""), in_reply_to=headers.get("in-reply-to", ""),
-            body="\n".join(chunk[body_at:])))
-    return messages
-
-
-# -- sections ------------------------------------------------------------------------------
-
-def unquoted_lines(body: str) -> list[str]:
-    """Body lines with quoted text (``>`` at the start, any depth) removed."""
-    return [line for line in body.split("\n") if not line.lstrip().startswith(">")]
-
-
-def split_sections(body: str) -> list[Section]:
-    """Sections of a night log (quoted text dropped). Text before the first header: title ``""``."""
-    lines = unquoted_lines(body)
-    sections: list[tuple[str, list[str]]] = [("", [])]
-    i = 0
-    while i < len(lines):
-        line = lines[i]
-        m = _DASH_TITLE.match(line)
-        if m and re.search(r"[A-Za-z]", m.group("t")):
-            sections.append((m.group("t").strip(), []))
-            i += 1
-            continue
-        if (_BANNER.match(line) and i + 2 < len(lines) and _BANNER.match(lines[i + 2])
-                and lines[i + 1].strip()):
-            title = lines[i + 1].strip()
-            cur_title, cur_lines = sections[-1]
-            if not (title.lower() == cur_title.lower() and not any(s.strip() for s in cur_lines)):
-                sections.append((title, []))
-            i += 3
-            continue
-        sections[-1][1].append(line)
-        i += 1
-    return [Section(t, tuple(ls)) for t, ls in sections if t or any(s.strip() for s in ls)]
 
 
 # -- BOSS tables ---------------------------------------------------------------------------
@@ -455,17 +318,3 @@ def parse_archive(data: bytes | str, month: str = "", *, dedupe: bool = True) ->
     for w in result.warnings:
         log.warning("%s", w)
     return result
-
-
-_MONTH_FILE = re.compile(r"(\d{4})-([A-Za-z]+)\.txt(?:\.gz)?$")
-_MONTHS = ("january", "february", "march", "april", "may", "june", "july", "august",
-           "september", "october", "november", "december")
-
-
-def month_of_filename(name: str) -> str:
-    """``2023-December.txt.gz`` -> ``2023-12``; ``""`` when the name does not say."""
-    m = _MONTH_FILE.search(name)
-    if not m or m.group(2).lower() not in _MONTHS:
-        return ""
-    return f"{m.group(1)}-{_MONTHS.index(m.group(2).lower()) + 1:02d}"
-

@@ -6,7 +6,7 @@
   without a password form and without "Authorization failed."; anything else is an ``AuthError``.
 - ``month_index()``: the month archives linked from the index (``2023-December.txt.gz``).
 - ``fetch_month("2023-12")``: the month's mbox bytes. Mailman serves the ``.txt.gz`` URL already
-  decompressed; the caller (``logparse.archive_text``) accepts gzip and plain text alike.
+  decompressed; the caller (``mbox.archive_text``) accepts gzip and plain text alike.
 - A response that is the login page again (the session cookie expired) triggers one re-login.
 - 5xx, dropped connections, short bodies and timeouts are retried with exponential backoff and
   jitter; after the last attempt a ``RemoteError``. Passwords never appear in messages.

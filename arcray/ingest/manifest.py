@@ -23,6 +23,7 @@ import pyarrow.parquet as pq
 from arcray.errors import InputError
 from arcray.ingest import logparse
 from arcray.ingest.logparse import BossRow
+from arcray.ingest.mbox import month_of_filename
 from arcray.io import atomic_write_parquet, exists, list_files, provenance, read_bytes
 from arcray.paths import Layout
 
@@ -149,7 +150,7 @@ def parse_files(paths: list[str]) -> tuple[pa.Table, list[str]]:
     for path in paths:
         if not exists(path):
             raise InputError(f"no such archive file: {path}")
-        res = logparse.parse_archive(read_bytes(path), logparse.month_of_filename(os.path.basename(path)))
+        res = logparse.parse_archive(read_bytes(path), month_of_filename(os.path.basename(path)))
         warnings += [f"{os.path.basename(path)}: {w}" for w in res.warnings]
         tables.append(rows_to_table(res.rows))
     table = merge_manifests(tables) if tables else MANIFEST_SCHEMA.empty_table()
