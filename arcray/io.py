@@ -110,6 +110,21 @@ def list_files(path: str, suffix: str = "") -> list[str]:
     return [f"{scheme}://{p}" for p in found]
 
 
+def remove(path: str) -> bool:
+    """Delete the file ``path`` if it exists (local or URI); True when something was removed."""
+    if not is_uri(path):
+        try:
+            os.unlink(path)
+            return True
+        except FileNotFoundError:
+            return False
+    if not exists(path):
+        return False
+    fs, p = _fs(path)
+    fs.delete_file(p)
+    return True
+
+
 def read_bytes(path: str) -> bytes:
     if not is_uri(path):
         with open(path, "rb") as f:

@@ -129,6 +129,40 @@ class Layout:
     def calibrated_failures(self) -> str:
         return self._p("calibrated_failures.parquet")
 
+    # -- measure (inside calibrate, then the night pass of ``arcray measure``) ------------------
+    @property
+    def measured(self) -> str:
+        return self._p("measure")
+
+    @property
+    def measured_rows(self) -> str:
+        """One per-frame row (``measure.schema.FRAME_SCHEMA``) per calibrated frame, written by calibrate."""
+        return self._p("measure", "frame_rows")
+
+    def measured_row(self, camera: str, flavor: str, mjd: int, expnum: int) -> str:
+        return self._p("measure", "frame_rows", f"camera={camera}", f"flavor={flavor}", f"mjd={int(mjd)}",
+                       f"sdR-{camera}-{int(expnum):08d}.parquet")
+
+    def measured_lines(self, camera: str, mjd: int, expnum: int) -> str:
+        """Per-line table of one arc (``LINE_SCHEMA``), partitioned like the calibrated dataset."""
+        return self._p("measure", "lines", f"camera={camera}", "flavor=arc", f"mjd={int(mjd)}",
+                       f"sdR-{camera}-{int(expnum):08d}.parquet")
+
+    def measured_traces(self, camera: str, mjd: int, expnum: int) -> str:
+        """Per-trace-point table of one flat (``TRACE_SCHEMA``)."""
+        return self._p("measure", "traces", f"camera={camera}", "flavor=flat", f"mjd={int(mjd)}",
+                       f"sdR-{camera}-{int(expnum):08d}.parquet")
+
+    @property
+    def measured_frames(self) -> str:
+        """Every frame's row with the fits against its night's reference arc (``arcray measure``)."""
+        return self._p("measure", "frames.parquet")
+
+    @property
+    def measured_frames_fits(self) -> str:
+        """The same table as a FITS binary table (``arcray measure --export-fits``)."""
+        return self._p("measure", "frames.fits")
+
     # -- train / tune -------------------------------------------------------------------
     @property
     def models(self) -> str:

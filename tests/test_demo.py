@@ -39,7 +39,7 @@ def test_password_is_random_private_and_stable(tmp_path):
 
 
 # Every line `arcray demo` prints, stdout and stderr together: arcray's own, nothing from Ray.
-STAGES = ("render", "scrape", "download", "calibrate", "tune", "embed", "analyze", "regress", "report")
+STAGES = ("render", "scrape", "download", "calibrate", "measure", "tune", "embed", "analyze", "regress", "report")
 OWN_LINE = re.compile(rf"^(({'|'.join(STAGES)}|archive server|ray|seconds per stage|world|pipeline|report)"
                       r":\s+\S.*)?$")
 

@@ -5,7 +5,7 @@ from arcray.io import atomic_write_parquet
 from arcray.paths import Layout
 from arcray.report.html import build_report
 
-SECTIONS = ["curves", "loss_latent", "recon", "scatter", "pearson", "drift", "flagged", "predictions",
+SECTIONS = ["qa", "curves", "loss_latent", "recon", "scatter", "pearson", "drift", "flagged", "predictions",
             "mse", "px"]
 
 

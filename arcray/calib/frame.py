@@ -37,6 +37,11 @@ class CalibratedFrame:
     bias_adu: tuple[float, ...]  # mean bias per amp (ADU)
     gains: tuple[float, ...]  # e-/ADU per amp
     steps: tuple[str, ...] = field(default=())
+    # What a measurement needs to calibrate stamps from the raw ADU (``arcray.measure.RawSource``):
+    # the bias applied per amp (ADU, (1, 1) or (nrows, 1) as ``steps.bias_level`` returns it) and
+    # the raw rows that were not read.
+    bias_levels: tuple[np.ndarray, ...] = field(default=())
+    unread: np.ndarray | None = None
 
     @property
     def camera(self) -> str:
@@ -90,6 +95,7 @@ def calibrate_frame(raw: np.ndarray, header: dict[str, Any], config: CalibConfig
         meta=meta, electrons=electrons, mask=mask, windows=windows, windows_mask=windows_mask,
         window_origins=origins, window_names=[w.name for w in cs.windows],
         binned=binned, binned_mask=binned_mask, bias_adu=bias_means, gains=gains, steps=tuple(ran),
+        bias_levels=tuple(levels), unread=unread,
     )
 
 

@@ -20,17 +20,21 @@ def calibrate(
     overscan: Annotated[str, typer.Option("--overscan", help="Bias: 'median' (per amp) or 'row'.")] = "median",
     full_frame: Annotated[str, typer.Option("--full-frame", help="Also store the full frame: none, "
                                                                  "float32 (67 MB/frame), float16.")] = "none",
+    measure: Annotated[bool, typer.Option(
+        "--measure/--no-measure", help="Also measure every arc and flat while it is in memory: lines, "
+                                       "traces, fields, BOSS QA (ROOT/measure/).")] = True,
     workers: Annotated[int, workers_option("calibration actors (1 CPU each)")] = 2,
     max_failures: MaxFailuresOpt = None,
     address: RayAddress = None,
     smoke: Annotated[bool, smoke_option("the first few frames only")] = False,
     progress: Progress = None,
 ) -> None:
-    """Calibrate raw frames (overscan, gain, masks, no clipping) into ROOT/calibrated/; bad frames
-    are listed in ROOT/calibrated_failures.parquet."""
+    """Calibrate raw frames (overscan, gain, masks, no clipping) into ROOT/calibrated/ and measure
+    each arc and flat (ROOT/measure/); bad frames are listed in ROOT/calibrated_failures.parquet."""
     from pydantic import ValidationError
 
     from arcray.calib.config import CalibConfig
+    from arcray.measure.config import MeasureConfig
     from arcray.paths import Layout
     from arcray.pipeline.calibrate import SMOKE_FRAMES, discover_inputs, run_calibrate
     from arcray.progress import progress_bar
@@ -46,6 +50,6 @@ def calibrate(
     total = min(total, SMOKE_FRAMES) if smoke else total
     with progress_bar("calibrate", total, unit="frames", enabled=progress) as advance:
         summary = run_calibrate(source, layout, cfg, workers=workers, smoke=smoke, progress=advance,
-                                address=address)
+                                address=address, measure=MeasureConfig() if measure else None)
     typer.echo(summary.line())
     max_failures.check(summary)

@@ -18,6 +18,7 @@ STAGE_MODULES = (
     "arcray.cli.scrape",
     "arcray.cli.download",
     "arcray.cli.calibrate",
+    "arcray.cli.measure",
     "arcray.cli.train",
     "arcray.cli.analysis",
     "arcray.cli.demo",

@@ -33,40 +33,13 @@ from arcray.measure import offsets, qa
 from arcray.measure.config import MeasureConfig
 from arcray.measure.field import ComponentFit, fit_component, fit_displacement, quadrant_medians
 from arcray.measure.lines import LineMeasurement, lines_for, measure_lines
+from arcray.measure.reference import ReferenceArc, fit_kwargs, reference_fit
 from arcray.measure.schema import FRAME_SCHEMA
 from arcray.measure.source import PixelSource
 from arcray.measure.traces import TraceMeasurement, measure_traces
 from arcray.optics import TERMS_S, TERMS_X, TERMS_Y
 
 LAMP_COLUMNS = {"Ne": "nlamps_ne", "HgCd": "nlamps_hgcd", "HeAr": "nlamps_hear"}
-
-
-@dataclass(frozen=True)
-class ReferenceArc:
-    """Measured line centres of a reference arc, ``[500, L]`` over ``line_ids`` (NaN: not used)."""
-
-    camera: str
-    mjd: int
-    expnum: int
-    line_ids: np.ndarray
-    x: np.ndarray
-    y: np.ndarray
-
-    @classmethod
-    def from_lines(cls, lines: Mapping[str, Any]) -> "ReferenceArc":
-        """From per-line columns of ``LINE_SCHEMA`` (one arc: a ``measure_frame`` result's
-        ``lines`` or a table read back), keeping the used lines."""
-        fiber = np.asarray(lines["fiber"], np.intp) - 1
-        line = np.asarray(lines["line"], np.intp)
-        ids = np.unique(line)
-        col = np.searchsorted(ids, line)
-        x = np.full((N_FIBERS, ids.size), np.nan)
-        y = np.full((N_FIBERS, ids.size), np.nan)
-        used = np.asarray(lines["used"], bool)
-        x[fiber[used], col[used]] = np.asarray(lines["x"], float)[used]
-        y[fiber[used], col[used]] = np.asarray(lines["y"], float)[used]
-        return cls(camera=str(np.asarray(lines["camera"])[0]), mjd=int(np.asarray(lines["mjd"])[0]),
-                   expnum=int(np.asarray(lines["expnum"])[0]), line_ids=ids, x=x, y=y)
 
 
 @dataclass(frozen=True)
@@ -146,9 +119,8 @@ def _measure_arc(source, camera, row, config, reference, rn) -> FrameMeasurement
     ok = lm.flags == 0
     x0, y0 = lm.lines.x0, lm.lines.y0
     u, v = optics.normalised(camera, x0, y0)
-    kw = dict(reject_px=config.reject_px, clip_sigma=config.clip_sigma, rounds=config.fit_rounds,
-              floor_px=config.position_floor_px, min_points=config.min_field_points)
-    fdx, fdy = fit_displacement(u[ok], v[ok], (lm.x - x0)[ok], (lm.y - y0)[ok], lm.x_err[ok], lm.y_err[ok], **kw)
+    fdx, fdy = fit_displacement(u[ok], v[ok], (lm.x - x0)[ok], (lm.y - y0)[ok], lm.x_err[ok], lm.y_err[ok],
+                                **fit_kwargs(config))
     flags = lm.flags.copy()
     used = np.zeros_like(ok)
     used[ok] = fdx.used
@@ -162,29 +134,11 @@ def _measure_arc(source, camera, row, config, reference, rn) -> FrameMeasurement
                field_n_rejected=fdx.n_rejected)
     x_res = lm.x - x0 - (fdx.predict("x", u, v) if fdx.n_used else np.nan)
     y_res = lm.y - y0 - (fdy.predict("y", u, v) if fdy.n_used else np.nan)
-    if reference is not None:
-        _against_reference(row, camera, lm, used, u, v, reference, kw)
     _arc_qa(row, camera, lm, used, fdy, config)
     lines = _line_columns(camera, row, lm, flags, used, x_res, y_res)
+    if reference is not None:
+        row.update(reference_fit(lines, reference, config))
     return FrameMeasurement(frame=_judge(row, camera, "arc", config), lines=lines)
-
-
-def _against_reference(row, camera, lm: LineMeasurement, used, u, v, reference: ReferenceArc, kw) -> None:
-    if reference.camera != camera:
-        raise ValueError(f"reference arc of camera {reference.camera} given for camera {camera}")
-    col = {int(i): j for j, i in enumerate(reference.line_ids)}
-    rx = np.full(lm.x.shape, np.nan)
-    ry = np.full(lm.y.shape, np.nan)
-    for j, i in enumerate(lm.lines.ids):
-        if int(i) in col:
-            rx[:, j] = reference.x[:, col[int(i)]]
-            ry[:, j] = reference.y[:, col[int(i)]]
-    ok = used & np.isfinite(rx) & np.isfinite(ry)
-    fx, fy = fit_displacement(u[ok], v[ok], (lm.x - rx)[ok], (lm.y - ry)[ok], lm.x_err[ok], lm.y_err[ok], **kw)
-    _put_field(row, "ref_", TERMS_X, fx, errors=False)
-    _put_field(row, "ref_", TERMS_Y, fy, errors=False)
-    row.update(ref_mjd=int(reference.mjd), ref_expnum=int(reference.expnum), ref_rms_x=_none(fx.rms),
-               ref_rms_y=_none(fy.rms), ref_n_used=fx.n_used, ref_n_rejected=fx.n_rejected)
 
 
 def _arc_qa(row, camera, lm: LineMeasurement, used, fdy: ComponentFit, config: MeasureConfig) -> None:

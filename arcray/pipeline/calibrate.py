@@ -2,7 +2,10 @@
 
 Streaming: the dataset holds only file paths; each actor of a pool reads, calibrates and writes
 one frame at a time (``calibrate_file``) and returns a small status row, so no more than
-``workers`` frames are in memory whatever the number of inputs. Output names are deterministic
+``workers`` frames are in memory whatever the number of inputs. While the frame is in memory it is
+also measured (``arcray.measure``: lines of arcs, traces of flats, fields, BOSS QA), the only time
+the full-resolution pixels exist: the per-line / per-trace table and the per-frame row are written
+beside the calibrated frame (``Layout.measured_lines`` / ``measured_traces`` / ``measured_row``). Output names are deterministic
 (``Layout.calibrated_frame``) and written atomically, so a rerun replaces files and never
 duplicates. Bad inputs become rows of ``Layout.calibrated_failures`` and the run goes on: the
 summary counts them and the caller's ``--max-failures`` decides (``arcray.stages``).
@@ -27,7 +30,8 @@ from arcray.stages import StageSummary
 log = logging.getLogger(__name__)
 SMOKE_FRAMES = 4
 STATUS_FIELDS = ("path", "status", "reason", "camera", "flavor", "mjd", "expnum", "output", "seconds",
-                 "worker", "finished")  # worker: PID; finished: epoch s (throughput, separate processes)
+                 "worker", "finished", "qa")  # worker: PID; finished: epoch s (throughput, separate processes)
+# qa: the measured traffic light (green/yellow/red), "not measured" or "measurement failed"
 FAILURES_SCHEMA = pa.schema([
     pa.field("path", pa.string()), pa.field("camera", pa.string()), pa.field("mjd", pa.int32()),
     pa.field("expnum", pa.int64()), pa.field("reason", pa.string()),
@@ -72,8 +76,34 @@ def discover_inputs(raw: str) -> list[str]:
 
 
 # -- one frame (plain Python, no Ray) -------------------------------------------------------
-def calibrate_file(path: str, layout: Layout, config: CalibConfig) -> dict[str, Any]:
-    """Read, calibrate and write one frame; never raises for bad input (status ``failed``)."""
+def write_measurement(layout: Layout, m, config) -> str:
+    """Write one frame's measurement (``FrameMeasurement``) atomically; the per-frame row last, so it
+    marks a complete measurement. A lines/traces table left from an earlier run of the same frame
+    that this run did not produce is removed. Returns the row's ``qa`` status word."""
+    from arcray.io import atomic_write_parquet, provenance, remove
+    from arcray.measure.calibrated import FAILED_PREFIX
+    from arcray.measure.schema import FRAME_SCHEMA, LINE_SCHEMA, TRACE_SCHEMA
+
+    r = m.frame
+    key = (r["camera"], r["mjd"], r["expnum"])
+    prov = provenance(config.config_hash(), ["measure"], limits_version=r.get("limits_version"),
+                      config=config.to_json_dict())
+    for table, path, schema in ((m.lines, layout.measured_lines(*key), LINE_SCHEMA),
+                                (m.traces, layout.measured_traces(*key), TRACE_SCHEMA)):
+        if table is None:
+            remove(path)
+        else:
+            atomic_write_parquet(path, pa.table(table, schema=schema), prov)
+    atomic_write_parquet(layout.measured_row(r["camera"], r["flavor"], r["mjd"], r["expnum"]),
+                         pa.Table.from_pylist([r], schema=FRAME_SCHEMA), prov)
+    if r["measured"]:
+        return str(r["status"])
+    return "measurement failed" if str(r["reason"] or "").startswith(FAILED_PREFIX) else "not measured"
+
+
+def calibrate_file(path: str, layout: Layout, config: CalibConfig, measure=None) -> dict[str, Any]:
+    """Read, calibrate and write one frame; never raises for bad input (status ``failed``).
+    ``measure``: a ``MeasureConfig`` to measure it too (None: calibration only)."""
     from arcray.calib.frame import calibrate_frame
     from arcray.calib.metadata import parse_frame_name
     from arcray.calib.reader import read_raw
@@ -93,6 +123,10 @@ def calibrate_file(path: str, layout: Layout, config: CalibConfig) -> dict[str, 
         prov = provenance(config.config_hash(), cf.steps, source=os.path.basename(str(path)),
                           views=views_metadata(cf, config), config=config.to_json_dict())
         atomic_write_parquet(out, frame_table(cf, config), prov, **write_options(config))
+        if measure is not None:
+            from arcray.measure.calibrated import measure_calibrated
+
+            row["qa"] = write_measurement(layout, measure_calibrated(frame.data, cf, config, measure), measure)
         row.update(status="ok", camera=meta["camera"], flavor=meta["flavor"], mjd=meta["mjd"],
                    expnum=meta["expnum"], output=out)
     except ArcrayError as exc:
@@ -106,7 +140,7 @@ def calibrate_file(path: str, layout: Layout, config: CalibConfig) -> dict[str, 
 class CalibrateActor:
     """``map_batches`` callable: one instance per pool actor; counts frames in ray.util.metrics."""
 
-    def __init__(self, root: str, config_json: dict):
+    def __init__(self, root: str, config_json: dict, measure_json: dict | None = None):
         from ray.util import metrics
 
         from arcray.calib.reader import reuse_large_buffers
@@ -114,6 +148,11 @@ class CalibrateActor:
         reuse_large_buffers()  # ~20 ms/frame of page faults saved (see its docstring)
         self.layout = Layout(root)
         self.config = CalibConfig.model_validate(config_json)
+        self.measure = None
+        if measure_json is not None:
+            from arcray.measure.config import MeasureConfig
+
+            self.measure = MeasureConfig.model_validate(measure_json)
         self.frames = metrics.Counter("arcray_calibrate_frames", "frames calibrated, by status",
                                       tag_keys=("status", "camera"))
         self.seconds = metrics.Histogram("arcray_calibrate_seconds", "seconds per frame",
@@ -122,7 +161,7 @@ class CalibrateActor:
     def __call__(self, batch: dict) -> dict:
         import numpy as np
 
-        rows = [calibrate_file(str(p), self.layout, self.config) for p in batch["path"]]
+        rows = [calibrate_file(str(p), self.layout, self.config, self.measure) for p in batch["path"]]
         for r in rows:
             self.frames.inc(1, tags={"status": r["status"], "camera": str(r["camera"])})
             self.seconds.observe(r["seconds"])
@@ -148,10 +187,11 @@ def _write_failures(layout: Layout, processed: Iterable[str], failed: list[dict]
 
 def run_calibrate(raw: str, layout: Layout, config: CalibConfig, *, workers: int = 2, smoke: bool = False,
                   progress: Callable[..., None] | None = None, address: str | None = None,
-                  on_row: Callable[[dict], None] | None = None) -> StageSummary:
+                  on_row: Callable[[dict], None] | None = None, measure=None) -> StageSummary:
     """Calibrate every frame under/listed by ``raw`` into ``layout``; bad frames become rows of
     ``layout.calibrated_failures`` (the summary's ``n_failed``), never an exception.
-    ``on_row``: called with each frame's status row (``STATUS_FIELDS``) as it arrives."""
+    ``on_row``: called with each frame's status row (``STATUS_FIELDS``) as it arrives.
+    ``measure``: a ``MeasureConfig`` to measure every frame while it is in memory (None: don't)."""
     import ray
 
     from arcray.raycluster import ensure_ray
@@ -167,13 +207,17 @@ def run_calibrate(raw: str, layout: Layout, config: CalibConfig, *, workers: int
     ctx.enable_progress_bars = False
     workers = max(1, min(workers, len(paths)))
     ds = ray.data.from_items([{"path": p} for p in paths], override_num_blocks=min(len(paths), 1000))
-    ds = ds.map_batches(CalibrateActor, fn_constructor_kwargs={"root": layout.root,
-                                                              "config_json": config.to_json_dict()},
+    ds = ds.map_batches(CalibrateActor, fn_constructor_kwargs={
+                            "root": layout.root, "config_json": config.to_json_dict(),
+                            "measure_json": None if measure is None else measure.to_json_dict()},
                         batch_size=1, num_cpus=1, compute=ray.data.ActorPoolStrategy(size=workers))
     failed, n_ok = [], 0
+    qa: dict[str, int] = {}
     for row in ds.iter_rows():
         if row["status"] == "ok":
             n_ok += 1
+            if row.get("qa"):
+                qa[row["qa"]] = qa.get(row["qa"], 0) + 1
         else:
             failed.append(row)
             log.warning("calibrate failed %s: %s", row["path"], row["reason"])
@@ -182,6 +226,10 @@ def run_calibrate(raw: str, layout: Layout, config: CalibConfig, *, workers: int
         if on_row is not None:
             on_row(row)
     _write_failures(layout, paths, failed, config.config_hash())
+    order = ("green", "yellow", "red", "not measured", "measurement failed")
+    notes = ("QA " + ", ".join(f"{qa[k]} {k}" for k in order if k in qa),) if qa else ()
+    outputs = {"calibrated": layout.calibrated, "failures": layout.calibrated_failures}
+    if measure is not None:
+        outputs["measured"] = layout.measured
     return StageSummary(stage="calibrate", n_ok=n_ok, n_failed=len(failed), seconds=time.perf_counter() - t0,
-                        unit="frames", failures=layout.calibrated_failures,
-                        outputs={"calibrated": layout.calibrated, "failures": layout.calibrated_failures})
+                        unit="frames", failures=layout.calibrated_failures, outputs=outputs, notes=notes)

@@ -1,7 +1,7 @@
 """`arcray demo`: the whole pipeline on a small simulated world, on one local Ray instance.
 
 Renders the world, serves it on 127.0.0.1 with a real login (a random password written to a
-0600 file, never printed), then runs scrape -> download -> calibrate -> tune -> embed -> analyze
+0600 file, never printed), then runs scrape -> download -> calibrate (+ measure) -> measure (the night pass) -> tune -> embed -> analyze
 -> regress (+ batch decoding) -> report through the same library functions the stage commands
 call. Every stage is idempotent, so a second run reuses what the first one wrote.
 
@@ -151,13 +151,16 @@ def _ingest(cfg: DemoConfig, layout: Layout, world_dir: str, out: str, stage: _S
 
 def _calibrate_and_tune(cfg: DemoConfig, layout: Layout, stage: _Stages, bars) -> None:
     from arcray.calib.config import CalibConfig
+    from arcray.measure.config import MeasureConfig
     from arcray.pipeline.calibrate import run_calibrate
+    from arcray.pipeline.measure import run_measure
     from arcray.training.config import TrainConfig
     from arcray.training.tune import tune_cameras
 
     with bars("calibrate", None, "frames") as advance:
         stage("calibrate", run_calibrate, layout.raw_root, layout, CalibConfig(),
-              workers=cfg.calibrate_workers, progress=advance)
+              workers=cfg.calibrate_workers, progress=advance, measure=MeasureConfig())
+    stage("measure", run_measure, layout.root, export_fits=True)
     base = TrainConfig(camera=cfg.cameras[0], flavor="arc", arch=cfg.arch, latent=cfg.latents[0],
                        epochs=cfg.epochs)
     with bars(f"tune (latents {','.join(map(str, cfg.latents))} x {','.join(cfg.cameras)})",

@@ -194,6 +194,9 @@ def build_report(root: str) -> ReportSummary:
     t0 = time.perf_counter()
     layout = Layout(root)
     page = _Page(layout)
+    from arcray.report.qa import qa_section
+
+    qa_section(page)
     _training(page)
     _latents(page)
     _predictions(page)

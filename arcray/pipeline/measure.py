@@ -1,0 +1,209 @@
+"""The night pass of the measurements: every frame's row, fitted against its night's reference arc.
+
+Calibration measures each frame alone (``Layout.measured_row`` / ``measured_lines`` /
+``measured_traces``). ``run_measure`` then, one (camera, night) at a time:
+
+1. chooses the night's reference arc (``measure.reference.choose_reference``: the first good arc,
+   ``is_good_reference``, or one given in ``references``);
+2. fits every arc of the night against it from their per-line tables, as arc2trace does
+   (``measure.reference.reference_fit``: the ``ref_*`` columns);
+3. adds the housekeeping a reader of the table wants beside the QA (``CONTEXT_COLUMNS``: time,
+   spectrograph temperatures, telescope position, collimator), read from the calibrated dataset's
+   metadata columns only;
+
+and writes one table of every frame (``Layout.measured_frames``, sorted by camera, MJD,
+exposure: a rerun writes the same rows) and, on request, the same as a FITS binary table with
+units for IDL/Python BOSS tools (``Layout.measured_frames_fits``). Only one night's line tables
+are in memory at a time. Frames whose measurement failed in calibration are rows with their
+reason; the summary counts them as failed items.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from arcray.errors import InputError
+from arcray.io import atomic_write_bytes, atomic_write_parquet, exists, list_files, provenance
+from arcray.measure.calibrated import FAILED_PREFIX
+from arcray.measure.config import MeasureConfig
+from arcray.measure.reference import ReferenceArc, choose_reference, reference_fit
+from arcray.measure.schema import FRAME_SCHEMA
+from arcray.paths import Layout
+from arcray.stages import StageSummary
+
+log = logging.getLogger(__name__)
+
+# Housekeeping joined from the calibrated metadata (names as the FITS keywords; null where an
+# observatory does not write one).
+CONTEXT_COLUMNS = ("date_obs", "TAI-BEG", "MC1TEMDN", "MC1THT", "B2CAMT", "R2CAMT", "ALT", "ROTPOS",
+                   "COLLA", "COLLB", "COLLC", "HUMIDITY")
+_LINE_COLUMNS = ["camera", "mjd", "expnum", "fiber", "line", "x_nom", "y_nom", "x", "y", "x_err", "y_err", "used"]
+
+
+@dataclass(frozen=True)
+class MeasureSummary(StageSummary):
+    """``n_ok`` frames measured, ``n_failed`` frames whose measurement failed; ``status``: counts of
+    green / yellow / red over the measured frames; ``references``: (camera, mjd) -> expnum."""
+
+    status: dict[str, int] = field(default_factory=dict)
+    references: dict[tuple[str, int], int | None] = field(default_factory=dict)
+
+
+def _read_rows(layout: Layout, cameras: Iterable[str] | None, mjds: Iterable[int] | None) -> list[dict[str, Any]]:
+    import pyarrow.parquet as pq
+
+    from arcray.io import read_bytes
+
+    files = list_files(layout.measured_rows, ".parquet")
+    cams = set(cameras) if cameras else None
+    nights = {int(m) for m in mjds} if mjds else None
+    rows = []
+    for f in files:
+        parts = dict(p.split("=", 1) for p in f.replace("\\", "/").split("/") if "=" in p)
+        if cams is not None and parts.get("camera") not in cams:
+            continue
+        if nights is not None and int(parts.get("mjd", -1)) not in nights:
+            continue
+        rows += pq.read_table(pa.BufferReader(read_bytes(f)), schema=FRAME_SCHEMA).to_pylist()
+    return rows
+
+
+def _read(path: str, columns: list[str]) -> dict[str, list]:
+    import pyarrow.parquet as pq
+
+    from arcray.io import read_bytes
+
+    return pq.read_table(pa.BufferReader(read_bytes(path)), columns=columns).to_pydict()
+
+
+def _night_references(layout: Layout, night: list[dict[str, Any]], config: MeasureConfig,
+                      expnum: int | None) -> int | None:
+    """Fit every arc of one (camera, night) against its reference arc, in place; the reference's expnum."""
+    ref_row = choose_reference(night, expnum)
+    if ref_row is None:
+        return None
+    cam, mjd = ref_row["camera"], int(ref_row["mjd"])
+    path = layout.measured_lines(cam, mjd, int(ref_row["expnum"]))
+    if not exists(path):
+        raise InputError(f"reference arc {cam} {mjd}/{ref_row['expnum']}: its line table {path} is missing")
+    reference = ReferenceArc.from_lines(_read(path, _LINE_COLUMNS))
+    for row in night:
+        if row["flavor"] != "arc" or not row["measured"]:
+            continue
+        lines_path = layout.measured_lines(cam, mjd, int(row["expnum"]))
+        if not exists(lines_path):
+            continue
+        cols = {k: np.asarray(v) for k, v in _read(lines_path, _LINE_COLUMNS).items()}
+        row.update(reference_fit(cols, reference, config))
+    return int(reference.expnum)
+
+
+def _context(layout: Layout, keys: set[tuple[str, int, int]]) -> dict[tuple[str, int, int], dict[str, Any]]:
+    """``CONTEXT_COLUMNS`` of the calibrated frames (metadata columns only: no tensors are read)."""
+    from arcray.calib.table import open_calibrated
+
+    if not keys or not exists(layout.calibrated):
+        return {}
+    ds = open_calibrated(layout.calibrated)
+    names = set(ds.schema.names)
+    cols = ["camera", "mjd", "expnum"] + [c for c in CONTEXT_COLUMNS if c in names]
+    out = {}
+    for r in ds.to_table(columns=cols).to_pylist():
+        k = (str(r["camera"]), int(r["mjd"]), int(r["expnum"]))
+        if k in keys:
+            out[k] = r
+    return out
+
+
+def frames_table(rows: list[dict[str, Any]], context: Mapping[tuple[str, int, int], Mapping[str, Any]]) -> pa.Table:
+    """``FRAME_SCHEMA`` rows + ``CONTEXT_COLUMNS``, sorted by camera, MJD, exposure."""
+    rows = sorted(rows, key=lambda r: (r["camera"], int(r["mjd"]), int(r["expnum"])))
+    table = pa.Table.from_pylist(rows, schema=FRAME_SCHEMA)
+    for c in CONTEXT_COLUMNS:
+        typ = pa.timestamp("us") if c == "date_obs" else pa.float64()
+        vals = [context.get((r["camera"], int(r["mjd"]), int(r["expnum"])), {}).get(c) for r in rows]
+        table = table.append_column(pa.field(c, typ, metadata={"unit": "" if c == "date_obs" else "header",
+                                                                 "doc": f"header {c} (calibrated metadata)"}),
+                                    pa.array(vals, type=typ))
+    return table
+
+
+def fits_bytes(table: pa.Table) -> bytes:
+    """The table as a FITS file (primary HDU + one BINTABLE ``MEASURE`` with TUNITs; nulls are NaN
+    for floats, -1 for integers, '' for strings; timestamps as ISO strings)."""
+    import io
+
+    from astropy.io import fits
+
+    cols = []
+    for f in table.schema:
+        arr = table.column(f.name)
+        unit = (f.metadata or {}).get(b"unit", b"").decode() or None
+        unit = None if unit == "header" else unit
+        if pa.types.is_string(f.type) or pa.types.is_timestamp(f.type):
+            vals = ["" if v is None else (v.isoformat() if hasattr(v, "isoformat") else str(v)) for v in arr.to_pylist()]
+            width = max([1] + [len(v) for v in vals])
+            cols.append(fits.Column(name=f.name, format=f"{width}A", array=np.array(vals, dtype=f"U{width}")))
+        elif pa.types.is_boolean(f.type):
+            cols.append(fits.Column(name=f.name, format="L", array=np.array(arr.fill_null(False).to_pylist(), bool)))
+        elif pa.types.is_integer(f.type):
+            vals = np.array(arr.fill_null(-1).to_pylist(), np.int64)
+            cols.append(fits.Column(name=f.name, format="K", array=vals, null=-1, unit=unit))
+        else:
+            vals = np.array([np.nan if v is None else v for v in arr.to_pylist()], np.float64)
+            cols.append(fits.Column(name=f.name, format="D", array=vals, unit=unit))
+    hdu = fits.BinTableHDU.from_columns(cols, name="MEASURE")
+    hdu.header["ORIGIN"] = "arcray measure"
+    buf = io.BytesIO()
+    fits.HDUList([fits.PrimaryHDU(), hdu]).writeto(buf)
+    return buf.getvalue()
+
+
+def run_measure(root: str, *, cameras: Iterable[str] | None = None, mjds: Iterable[int] | None = None,
+                config: MeasureConfig | None = None, references: Mapping[tuple[str, int], int] | None = None,
+                export_fits: bool = False, progress: Callable[..., None] | None = None) -> MeasureSummary:
+    """The night pass (module docstring) over every measured frame of ``cameras`` / ``mjds``."""
+    t0 = time.perf_counter()
+    config = config or MeasureConfig()
+    layout = Layout(root)
+    rows = _read_rows(layout, cameras, mjds)
+    if not rows:
+        raise InputError(f"no measured frames under {layout.measured_rows}: run `arcray calibrate` first "
+                         "(it measures every frame)")
+    nights: dict[tuple[str, int], list[dict[str, Any]]] = {}
+    for r in rows:
+        nights.setdefault((r["camera"], int(r["mjd"])), []).append(r)
+    refs: dict[tuple[str, int], int | None] = {}
+    for key in sorted(nights):
+        try:
+            refs[key] = _night_references(layout, nights[key], config, (references or {}).get(key))
+        except ValueError as exc:
+            raise InputError(f"{key[0]} night {key[1]}: {exc}") from None
+        if progress is not None:
+            progress(1)
+    context = _context(layout, {(r["camera"], int(r["mjd"]), int(r["expnum"])) for r in rows})
+    table = frames_table(rows, context)
+    prov = provenance(config.config_hash(), ["measure", "reference_fit"],
+                      references={f"{c}/{m}": e for (c, m), e in refs.items()})
+    atomic_write_parquet(layout.measured_frames, table, prov)
+    outputs = {"frames": layout.measured_frames}
+    if export_fits:
+        atomic_write_bytes(layout.measured_frames_fits, fits_bytes(table))
+        outputs["fits"] = layout.measured_frames_fits
+    measured = [r for r in rows if r["measured"]]
+    failed = [r for r in rows if not r["measured"] and str(r["reason"] or "").startswith(FAILED_PREFIX)]
+    for r in failed:
+        log.warning("measurement failed %s %s/%s: %s", r["camera"], r["mjd"], r["expnum"], r["reason"])
+    status = {s: sum(r["status"] == s for r in measured) for s in ("green", "yellow", "red")}
+    notes = (", ".join(f"{n} {s}" for s, n in status.items()),
+             f"{sum(e is not None for e in refs.values())}/{len(refs)} nights with a reference arc")
+    return MeasureSummary(stage="measure", n_ok=len(measured), n_failed=len(failed), seconds=time.perf_counter() - t0,
+                          unit="frames", failures=layout.measured_frames if failed else None, outputs=outputs,
+                          notes=notes, status=status, references=refs)
