@@ -36,6 +36,7 @@ def atomic_write_bytes(path: str, data: bytes) -> None:
         os.makedirs(d, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=d)
         try:
+            os.fchmod(fd, 0o644)  # mkstemp's 0600 would hide reports and tables from a web server or a colleague
             with os.fdopen(fd, "wb") as f:
                 f.write(data)
                 f.flush()

@@ -71,7 +71,7 @@ def main() -> None:
     frames = pd.read_parquet(layout.measured_frames)
     truth = pd.read_parquet(args.truth)
     both = frames.merge(truth[["camera", "mjd", "expnum", "fault"]], on=["camera", "mjd", "expnum"], how="left")
-    true = truth.set_index(["camera", "mjd", "expnum"])
+    true = truth.set_index(["camera", "mjd", "expnum"], drop=False)
     print(f"{len(frames)} measured frames, {both['fault'].notna().sum()} with an injected fault")
     for cam, d in both[both["measured"] & (both["flavor"] == "arc") & both["fault"].isna()].groupby("camera"):
         d = d.head(args.max_arcs) if args.max_arcs else d

@@ -92,8 +92,8 @@ def write_measurement(layout: Layout, m, config) -> str:
                                 (m.traces, layout.measured_traces(*key), TRACE_SCHEMA)):
         if table is None:
             remove(path)
-        else:
-            atomic_write_parquet(path, pa.table(table, schema=schema), prov)
+        else:  # lz4 without dictionaries: 4 ms against snappy's 15 ms for an arc's ~17,000 rows
+            atomic_write_parquet(path, pa.table(table, schema=schema), prov, compression="lz4", use_dictionary=False)
     atomic_write_parquet(layout.measured_row(r["camera"], r["flavor"], r["mjd"], r["expnum"]),
                          pa.Table.from_pylist([r], schema=FRAME_SCHEMA), prov)
     if r["measured"]:

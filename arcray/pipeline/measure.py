@@ -75,12 +75,13 @@ def _read_rows(layout: Layout, cameras: Iterable[str] | None, mjds: Iterable[int
     return rows
 
 
-def _read(path: str, columns: list[str]) -> dict[str, list]:
+def _read(path: str, columns: list[str]) -> dict[str, np.ndarray]:
     import pyarrow.parquet as pq
 
     from arcray.io import read_bytes
 
-    return pq.read_table(pa.BufferReader(read_bytes(path)), columns=columns).to_pydict()
+    t = pq.read_table(pa.BufferReader(read_bytes(path)), columns=columns)
+    return {c: t.column(c).to_numpy(zero_copy_only=False) for c in columns}
 
 
 def _night_references(layout: Layout, night: list[dict[str, Any]], config: MeasureConfig,
@@ -100,8 +101,7 @@ def _night_references(layout: Layout, night: list[dict[str, Any]], config: Measu
         lines_path = layout.measured_lines(cam, mjd, int(row["expnum"]))
         if not exists(lines_path):
             continue
-        cols = {k: np.asarray(v) for k, v in _read(lines_path, _LINE_COLUMNS).items()}
-        row.update(reference_fit(cols, reference, config))
+        row.update(reference_fit(_read(lines_path, _LINE_COLUMNS), reference, config))
     return int(reference.expnum)
 
 

@@ -44,19 +44,27 @@ def traffic_light_table(night: pd.DataFrame) -> str:
                  _cell(r["status"] if r["measured"] else "not measured", r["status"])]
         cells += [_cell(r[q], r.get(f"{q}_status")) for q in quantities]
         cells += [_cell(r[c], None) for c in extra]
-        cells.append(f'<td style="text-align:left">{html.escape(str(r["status_reasons"] or r["reason"] or ""))}</td>')
+        why = next((str(v) for v in (r["status_reasons"], r["reason"]) if pd.notna(v) and v), "")
+        cells.append(f'<td style="text-align:left">{html.escape(why)}</td>')
         rows.append("<tr>" + "".join(cells) + "</tr>")
     return "\n".join(rows) + "</table>"
 
 
-def night_counts(df: pd.DataFrame) -> pd.DataFrame:
-    """Per night and camera: measured frames by status."""
+def night_counts(df: pd.DataFrame) -> str:
+    """HTML table: one row per night, per camera the measured frames green / yellow / red, the
+    cell coloured by the night's worst status."""
     m = df[df["measured"]]
-    counts = m.groupby(["mjd", "camera", "status"]).size().unstack("status", fill_value=0)
-    for s in ("green", "yellow", "red"):
-        if s not in counts:
-            counts[s] = 0
-    return counts[["green", "yellow", "red"]].reset_index()
+    cams = sorted(m["camera"].unique())
+    rows = ["<table><tr><th>night (MJD)</th>" + "".join(f"<th>{c}: green / yellow / red</th>" for c in cams) + "</tr>"]
+    for mjd, night in m.groupby("mjd"):
+        cells = []
+        for c in cams:
+            st = night.loc[night["camera"] == c, "status"].value_counts()
+            n = [int(st.get(s, 0)) for s in ("green", "yellow", "red")]
+            worst = "red" if n[2] else "yellow" if n[1] else "green" if n[0] else None
+            cells.append(_cell(" / ".join(map(str, n)) if sum(n) else None, worst))
+        rows.append(f"<tr><td>{int(mjd)}</td>" + "".join(cells) + "</tr>")
+    return "\n".join(rows) + "</table>"
 
 
 def chosen_frames(night: pd.DataFrame) -> pd.DataFrame:
@@ -87,17 +95,21 @@ def qa_section(page) -> None:
     body = [f"<p>{len(df)} frames measured over {df['mjd'].nunique()} night(s); limits "
             f"{html.escape(', '.join(sorted(set(df['limits_version'].dropna().astype(str)))))}.</p>",
             f"<h4>Traffic lights, night {last}</h4>", traffic_light_table(night),
-            "<h4>Frames by status per night</h4>", night_counts(df).to_html(index=False, border=0)]
+            "<h4>Frames by status per night</h4>", night_counts(df)]
     chosen = chosen_frames(night)
     if len(chosen):
         out = qa_figures.field_quiver(chosen, lay.report_figure("qa-field.png"),
                                       title=f"Fitted field, night {last}: each camera's reference arc and "
                                             "the arc that moved most against it")
         body.append(page.image(out, "displacement field (arrows scaled up) and widths per quadrant"))
-    arcs = df[(df["flavor"] == "arc") & df["measured"] & df["a0"].notna()]
+    # arcs whose lines can be trusted (no lamp out, right light): a field fitted to noise would
+    # swamp the trends
+    arcs = df[(df["flavor"] == "arc") & df["measured"] & df["a0"].notna() & (df["NLAMPS_status"] != "red")
+              & (df["BESTCORR_status"] != "red")]
     if len(arcs):
         out = qa_figures.terms_over_time(arcs, lay.report_figure("qa-terms-time.png"),
-                                         title="affine terms and focus of every measured arc over time")
+                                         title="affine terms and focus of the measured arcs (NLAMPS and "
+                                               "BESTCORR not red) over time")
         body.append(page.image(out, "affine terms and s0 over time"))
         try:
             out = qa_figures.terms_vs_temperature(arcs, lay.report_figure("qa-terms-temperature.png"),
