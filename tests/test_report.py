@@ -9,12 +9,17 @@ SECTIONS = ["qa", "curves", "loss_latent", "recon", "scatter", "pearson", "drift
             "mse", "px"]
 
 
-def test_empty_root_says_not_run(tmp_path):
-    rep = build_report(str(tmp_path))
-    page = open(rep.index).read()
-    assert list(rep.sections) == SECTIONS and rep.n_ok == 0
-    assert all(src == [] for src in rep.sections.values())
-    assert page.count("not run") == len(SECTIONS)  # every section, no crash
+def test_a_root_with_nothing_to_report_is_one_line_exit_2_and_writes_nothing(tmp_path, capsys):
+    import pytest
+
+    from arcray.cli.main import main
+
+    for root in (tmp_path / "nonexistent", tmp_path):
+        with pytest.raises(SystemExit) as ei:
+            main(["report", "--root", str(root)])
+        err = capsys.readouterr().err.strip().splitlines()
+        assert ei.value.code == 2 and len(err) == 1 and err[0].startswith("arcray: error: report: "), err
+    assert not (tmp_path / "nonexistent").exists() and list(tmp_path.iterdir()) == []
 
 
 def test_scores_only_fill_their_sections(tmp_path):
@@ -24,6 +29,7 @@ def test_scores_only_fill_their_sections(tmp_path):
     atomic_write_parquet(layout.scores, pa.Table.from_pandas(scores))
     rep = build_report(str(tmp_path))
     page = open(rep.index).read()
+    assert list(rep.sections) == SECTIONS
     assert {k for k, src in rep.sections.items() if src} == {"mse", "px"}
     assert rep.sections["mse"] == rep.sections["px"] == [layout.scores]
     assert page.count("not run") == len(SECTIONS) - 2

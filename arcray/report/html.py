@@ -190,8 +190,13 @@ def _frame_panels(p: _Page, cam: str) -> list[str]:
 
 
 def build_report(root: str) -> ReportSummary:
-    """Write ``report/index.html`` (+ figures) from the artefacts under ``root``."""
+    """Write ``report/index.html`` (+ figures) from the artefacts under ``root``; ``InputError`` (and
+    nothing written) when the root does not exist or no stage has written anything a section reads."""
+    from arcray.errors import InputError
+
     t0 = time.perf_counter()
+    if not exists(root):
+        raise InputError(f"report: {root} does not exist (give the pipeline root the stages wrote to)")
     layout = Layout(root)
     page = _Page(layout)
     from arcray.report.qa import qa_section
@@ -200,6 +205,8 @@ def build_report(root: str) -> ReportSummary:
     _training(page)
     _latents(page)
     _predictions(page)
+    if not any(page.sources.values()):
+        raise InputError(f"report: nothing to report under {root}: no stage has written its outputs there yet")
     nav = " · ".join(f'<a href="#{k}">{k}</a>' for k in page.sources)
     doc = (f"<!doctype html><html><head><meta charset='utf-8'><title>arcray report</title>"
            f"<style>{CSS}</style></head><body><h1>arcray report</h1>"
