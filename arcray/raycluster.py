@@ -117,14 +117,55 @@ def ensure_ray(address: str | None = None, *, num_cpus: int | None = None, quiet
         )
     try:
         # "local" always starts a private instance, even when a `ray start` cluster runs on this host.
-        ctx = ray.init(address=address or "local", ignore_reinit_error=True, **kwargs)
+        # Its processes inherit this environment: arcray's secrets are kept out of it (the download
+        # actors get credentials by object reference), and a watchdog ends it with this process.
+        with (_secrets_kept_out() if not address else _nothing()):
+            ctx = ray.init(address=address or "local", ignore_reinit_error=True, **kwargs)
     except ConnectionError as exc:  # pragma: no cover - message depends on Ray internals
         raise ClusterError(f"cannot reach the Ray cluster at {address!r}: {exc}") from None
+    if not address:
+        _watch_local_instance()
     if quiet:
         _quiet_ray_data()
     url = getattr(ctx, "dashboard_url", None)
     url = f"http://{url}" if url and not str(url).startswith("http") else (url or None)
     return _attach(_describe(address, url))
+
+
+def secret_variables(environ=os.environ) -> list[str]:
+    """arcray's own secret variables (``ARCRAY_*PASSWORD*``, ``*TOKEN*``, ``*SECRET*``), by name."""
+    return [k for k in environ if k.startswith("ARCRAY_") and any(w in k for w in ("PASSWORD", "TOKEN", "SECRET"))
+            and not k.endswith("_FILE")]
+
+
+@contextmanager
+def _secrets_kept_out() -> Iterator[None]:
+    """Remove ``secret_variables`` from this process's environment while a local instance starts
+    (its raylet, GCS and every worker inherit the environment), then put them back."""
+    saved = {k: os.environ.pop(k) for k in secret_variables()}
+    try:
+        yield
+    finally:
+        os.environ.update(saved)
+
+
+@contextmanager
+def _nothing() -> Iterator[None]:
+    yield
+
+
+def _watch_local_instance() -> None:
+    """Start the watchdog (``arcray.raywatch``) that ends this private instance with this process."""
+    import ray
+
+    from arcray.raywatch import start_watchdog
+
+    node = getattr(ray._private.worker.global_worker, "node", None)
+    if node is None:
+        return
+    pids = [p.process.pid for procs in node.all_processes.values() for p in procs if p.process is not None]
+    env = {k: v for k, v in os.environ.items() if k not in secret_variables()}
+    start_watchdog(os.getpid(), pids, env)
 
 
 def _describe(address: str | None, dashboard_url: str | None = None) -> RaySession:
