@@ -28,15 +28,22 @@ def calibrate(
     address: RayAddress = None,
     smoke: Annotated[bool, smoke_option("the first few frames only")] = False,
     progress: Progress = None,
+    force: Annotated[bool, typer.Option(
+        "--force", help="Recalibrate every frame, also those whose output is up to date (same source "
+                        "file size and mtime, same options); by default those are reused.")] = False,
+    wait: Annotated[float, typer.Option(
+        "--wait", metavar="SECONDS", help="If another calibrate runs on ROOT, wait this long for it "
+                                          "before refusing (default 0: refuse at once).")] = 0.0,
 ) -> None:
     """Calibrate raw frames (overscan, gain, masks, no clipping) into ROOT/calibrated/ and measure
-    each arc and flat (ROOT/measure/); bad frames are listed in ROOT/calibrated_failures.parquet."""
+    each arc and flat (ROOT/measure/); bad frames are listed in ROOT/calibrated_failures.parquet.
+    Up-to-date frames are reused (--force recalibrates them); one calibrate per ROOT at a time."""
     from pydantic import ValidationError
 
     from arcray.calib.config import CalibConfig
     from arcray.measure.config import MeasureConfig
     from arcray.paths import Layout
-    from arcray.pipeline.calibrate import SMOKE_FRAMES, discover_inputs, run_calibrate
+    from arcray.pipeline.calibrate import frame_inputs, run_calibrate
     from arcray.progress import progress_bar
 
     try:
@@ -44,12 +51,16 @@ def calibrate(
     except ValidationError as exc:
         err = exc.errors()[0]
         raise ConfigError(f"bad calibrate options: --{str(err['loc'][0]).replace('_', '-')}: {err['msg']}") from None
+    if workers < 1:
+        raise ConfigError(f"--workers must be at least 1, got {workers}")
+    if not wait >= 0:
+        raise ConfigError(f"--wait must be a number of seconds >= 0, got {wait}")
     layout = Layout(root)
     source = raw or layout.raw_root
-    total = len(discover_inputs(source))
-    total = min(total, SMOKE_FRAMES) if smoke else total
+    total = len(frame_inputs(source, smoke=smoke))
     with progress_bar("calibrate", total, unit="frames", enabled=progress) as advance:
         summary = run_calibrate(source, layout, cfg, workers=workers, smoke=smoke, progress=advance,
-                                address=address, measure=MeasureConfig() if measure else None)
+                                address=address, measure=MeasureConfig() if measure else None,
+                                force=force, wait_s=wait)
     typer.echo(summary.line())
     max_failures.check(summary)
