@@ -28,13 +28,19 @@ def download(
     read_timeout: Annotated[float, typer.Option("--read-timeout", help="Seconds between bytes.")] = 30.0,
     user: Annotated[Optional[str], typer.Option("--user", help="SAS user (else ARCRAY_SAS_USER / netrc).")] = None,
     password_file: Annotated[Optional[str], typer.Option("--password-file", help="File with the SAS password.")] = None,
+    verify: Annotated[bool, typer.Option(
+        "--verify", help="Also check the gzip CRC of every file already downloaded; fetch damaged ones again.")] = False,
+    wait: Annotated[float, typer.Option(
+        "--wait", min=0, metavar="SECONDS",
+        help="Wait this long for another download run on ROOT to finish (default 0: refuse at once).")] = 0.0,
     max_failures: MaxFailuresOpt = None,
     address: RayAddress = None,
     smoke: Annotated[bool, smoke_option("a few files only")] = False,
     progress: Progress = None,
 ) -> None:
     """Download, verify and place sdR frames under ROOT/raw/; one row per file in
-    ROOT/manifest/downloads.parquet (failed files with their reason)."""
+    ROOT/manifest/downloads.parquet (failed files with their reason). One run per ROOT at a time;
+    files recorded before are fetched again when missing or of another size (--verify: damaged)."""
     from pydantic import ValidationError
 
     from arcray.credentials import resolve
@@ -46,12 +52,12 @@ def download(
         cfg = DownloadConfig(base_url=base_url, flavors=csv(flavors) or ("arc", "flat"), cameras=cameras,
                              mjd_min=mjd_min, mjd_max=mjd_max, include_hartmann=include_hartmann,
                              actors=workers, max_attempts=max_attempts, read_timeout_s=read_timeout,
-                             smoke=smoke)
+                             smoke=smoke, verify=verify)
     except ValidationError as exc:
         raise ConfigError(f"bad download options: {exc.errors()[0]['loc'][0]}: {exc.errors()[0]['msg']}") from None
     creds = resolve("sas", cfg.sas_root, user=user, password_file=password_file)
     with progress_bar("download", None, unit="files", enabled=progress) as advance:
         summary = run_download(Layout(root), cfg, creds, manifest_path=manifest, progress=advance,
-                               address=address)
+                               address=address, wait_s=wait)
     typer.echo(summary.line())
     max_failures.check(summary)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from typing import Annotated, Optional
 
 import typer
@@ -50,6 +51,11 @@ def scrape_cmd(
 
         table, warnings = parse_files(paths)
         _warn(warnings)
+        if table.num_rows == 0:
+            from arcray.errors import InputError
+
+            raise InputError(f"no '---- BOSS Data Summary ----' table in {', '.join(paths)}: "
+                             "not a sloan-25mlog archive?")
         if as_json:
             typer.echo(json.dumps(study_json(table), indent=1, sort_keys=True))
         else:
@@ -74,17 +80,23 @@ def scrape_cmd(
 def _scrape(base_url, root, months, user, password_file, refresh, smoke, address, no_ray, progress):
     from arcray.credentials import resolve
     from arcray.ingest.mailman_client import archive_url
-    from arcray.ingest.manifest import parse_months
+    from arcray.ingest.manifest import make_root_dir, parse_months
     from arcray.io import exists
     from arcray.paths import Layout
     from arcray.pipeline.scrape import scrape
     from arcray.progress import progress_bar
 
+    from arcray.urls import check_base_url, check_reachable
+
+    check_base_url(base_url, service="mailman")
     wanted = parse_months(months)[:1] if smoke else parse_months(months)
     layout = Layout(root)
+    make_root_dir(os.path.dirname(layout.manifest_month("0000-00")), root)
     need_fetch = refresh or any(not exists(layout.manifest_month(m)) for m in wanted)
     creds = resolve("mailman", archive_url(base_url), user=user, password_file=password_file) \
         if need_fetch else None
+    if need_fetch:  # one request, seconds: an unreachable host fails before Ray and the retries
+        check_reachable(archive_url(base_url), what="the Mailman archive")
     if need_fetch and not no_ray and len(wanted) > 1:
         from arcray.raycluster import ensure_ray
 

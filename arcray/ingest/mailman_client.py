@@ -9,7 +9,8 @@
   decompressed; the caller (``mbox.archive_text``) accepts gzip and plain text alike.
 - A response that is the login page again (the session cookie expired) triggers one re-login.
 - 5xx, dropped connections, short bodies and timeouts are retried with exponential backoff and
-  jitter; after the last attempt a ``RemoteError``. Passwords never appear in messages.
+  jitter; after the last attempt a ``RemoteError``. Passwords never appear in messages: every URL
+  in one passes ``arcray.urls.redact`` (``host`` is the host name alone, no user-info).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from bs4 import BeautifulSoup
 
 from arcray.credentials import Credentials
 from arcray.errors import AuthError, InputError, RemoteError
+from arcray.urls import redact
 
 log = logging.getLogger(__name__)
 
@@ -100,7 +102,7 @@ class MailmanClient:
     def __init__(self, base_url: str, credentials: Credentials, *, timeout: float = 30.0,
                  retries: int = 5, backoff: float = 0.5, session: requests.Session | None = None):
         self.url = archive_url(base_url)
-        self.host = urlsplit(self.url).netloc
+        self.host = urlsplit(redact(self.url)).netloc
         self._creds = credentials
         self.timeout, self.retries, self.backoff = timeout, retries, backoff
         self.session = session or requests.Session()
@@ -110,7 +112,7 @@ class MailmanClient:
         self.n_logins = 0
 
     def __repr__(self) -> str:
-        return f"MailmanClient(url={self.url!r}, user={self._creds.user!r})"
+        return f"MailmanClient(url={redact(self.url)!r}, user={self._creds.user!r})"
 
     # -- HTTP with retries -----------------------------------------------------------------
     def _request(self, method: str, url: str, **kw) -> requests.Response:
@@ -134,20 +136,20 @@ class MailmanClient:
                 last = f"HTTP {resp.status_code}"
                 continue
             return resp
-        raise RemoteError(f"{method} {url} failed after {self.retries + 1} attempts: {last}")
+        raise RemoteError(f"{method} {redact(url)} failed after {self.retries + 1} attempts: {last}")
 
     # -- login -----------------------------------------------------------------------------
     def login(self) -> None:
         """Log in (idempotent per session); ``AuthError`` when the archive refuses."""
         page = self._request("GET", self.url)
         if page.status_code == 404:
-            raise InputError(f"no Mailman archive at {self.url} (HTTP 404)")
+            raise InputError(f"no Mailman archive at {redact(self.url)} (HTTP 404)")
         form = find_login_form(page.text, page.url)
         if form is None:
             if page.status_code == 200 and "Archives" in page.text:
                 self.logged_in = True  # a valid cookie already, or a public archive
                 return
-            raise RemoteError(f"{self.url}: no login form and no archive index (HTTP {page.status_code})")
+            raise RemoteError(f"{redact(self.url)}: no login form and no archive index (HTTP {page.status_code})")
         data = dict(form.extra)
         data[form.user_field] = self._creds.user
         data[form.password_field] = self._creds.password
@@ -209,12 +211,12 @@ class MailmanClient:
             if resp.status_code == 404:
                 return None
             if resp.status_code != 200:
-                raise RemoteError(f"GET {url}: HTTP {resp.status_code}")
+                raise RemoteError(f"GET {redact(url)}: HTTP {resp.status_code}")
             why = _incomplete(resp.content)
             if not why:
                 return resp.content
             log.info("month %s: %s; fetching again", month, why)
-        raise RemoteError(f"GET {url}: {why} after {self.retries + 1} attempts")
+        raise RemoteError(f"GET {redact(url)}: {why} after {self.retries + 1} attempts")
 
 
 def _incomplete(body: bytes) -> str:

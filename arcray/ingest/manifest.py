@@ -25,7 +25,7 @@ from arcray.ingest import logparse
 from arcray.ingest.logparse import BossRow
 from arcray.ingest.mbox import month_of_filename
 from arcray.io import atomic_write_parquet, exists, list_files, provenance, read_bytes
-from arcray.paths import Layout
+from arcray.paths import Layout, is_uri
 
 _MONTH = re.compile(r"^(\d{4})-(\d{2})$")
 
@@ -155,6 +155,17 @@ def parse_files(paths: list[str]) -> tuple[pa.Table, list[str]]:
         tables.append(rows_to_table(res.rows))
     table = merge_manifests(tables) if tables else MANIFEST_SCHEMA.empty_table()
     return table, warnings
+
+
+def make_root_dir(path: str, root: str) -> None:
+    """Create the local directory ``path`` under the pipeline ``root`` (a URI needs none); an
+    unusable root (``/dev/null/x``, no permission) is one ``InputError``, not a traceback later."""
+    if is_uri(path):
+        return
+    try:
+        os.makedirs(path, exist_ok=True)
+    except OSError as exc:
+        raise InputError(f"cannot create the root {root}: {exc.strerror or type(exc).__name__}") from None
 
 
 def read_downloads(path: str) -> dict[tuple[str, int], dict]:

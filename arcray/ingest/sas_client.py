@@ -23,6 +23,7 @@ import requests
 from arcray.credentials import Credentials
 from arcray.errors import AuthError, RemoteError
 from arcray.paths import is_uri
+from arcray.urls import redact
 
 FITS_BLOCK = 2880
 _CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+)")
@@ -49,6 +50,7 @@ class FrameTask:
     expnum: int
     url: str
     dest: str
+    refetch: bool = False  # the file at ``dest`` is not trusted (size differs from its row): replace it
 
 
 @dataclass
@@ -197,20 +199,19 @@ class SasClient:
                 last = type(exc).__name__
             else:
                 if r.status_code in (401, 403):
-                    raise AuthError(f"the SAS refused the credentials (HTTP {r.status_code}) at "
-                                    f"{url.split('/sas/')[0]}/sas/")
+                    raise AuthError(f"the SAS refused the credentials (HTTP {r.status_code}) at {_site(url)}")
                 if r.status_code < 500:
                     return r.status_code
                 last = f"HTTP {r.status_code}"
             time.sleep(self.policy.delay(attempt, self._rng))
-        raise RemoteError(f"the SAS cannot be reached ({last}) at {url.split('/sas/')[0]}/sas/")
+        raise RemoteError(f"the SAS cannot be reached ({last}) at {_site(url)}")
 
     # -- one file ---------------------------------------------------------------------
     def fetch(self, task: FrameTask) -> FetchResult:
         """Download, verify and place ``task.dest``; never raises for a per-file problem."""
         t0 = time.monotonic()
         res = FetchResult(task.camera, task.mjd, task.expnum, task.dest, "failed")
-        if exists(task.dest):
+        if exists(task.dest) and not task.refetch:
             try:
                 res.bytes = verify_file(task.dest, task.camera, task.expnum)
                 res.status, res.reason = "skipped", "already present, verified"
@@ -330,6 +331,12 @@ class SasClient:
             os.unlink(part + ".json")
         except FileNotFoundError:
             pass
+
+
+def _site(url: str) -> str:
+    """The SAS root of a frame URL for messages (``.../sas/``), redacted."""
+    head, sep, _ = url.partition("/sas/")
+    return redact(head + sep if sep else url)
 
 
 # Local paths without pyarrow (a download actor stays light); URIs through arcray.io.

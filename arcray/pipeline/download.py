@@ -5,12 +5,28 @@ pure; ``DownloadActor`` holds one ``arcray.ingest.sas_client.SasClient`` (one ``
 and is driven by ``ray.util.ActorPool.map_unordered``; the downloads table
 (``arcray.ingest.manifest``, ``Layout.downloads``) gets one row per file and is rewritten
 atomically as results arrive. A file that keeps failing becomes a row with its reason and never
-stops the run (``DownloadSummary.n_failed``; the caller's ``--max-failures`` decides); a refused
-login stops it before any download.
+stops the run (``DownloadSummary.n_failed``; the caller's ``--max-failures`` decides).
+
+Before any actor starts (``check_remote``): the base URL's shape (``arcray.urls.check_base_url``,
+in ``DownloadConfig``: http(s), a host, no credentials in it), ONE request to the SAS root (an
+unreachable host fails in seconds, a refused login as ``AuthError``) and ONE ``HEAD`` of the first
+planned frame (a 404 there and for its observatory's directory means a wrong SAS path: one
+``InputError``, not a failure per file).
+
+One run per root at a time: the body holds ``arcray.locks.stage_lock(layout, "download")`` (a
+second run waits ``wait_s`` or refuses with ``LockedError``), so two runs never interleave their
+rewrites of the downloads table.
+
+Reruns verify what they skip (``plan``): an ``ok`` row whose file is missing or whose size differs
+from the row's ``bytes`` is fetched again, always (a stat per file); with ``verify=True`` every
+other ``ok`` file also goes to an actor, which checks its gzip CRC and FITS header
+(``sas_client.verify_file``) and fetches it again only if that fails. ``DownloadSummary.n_refetched``
+counts the files fetched again. Every URL recorded or printed passes ``arcray.urls.redact``.
 """
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -19,16 +35,18 @@ from urllib.parse import urlsplit
 
 import pyarrow as pa
 import pyarrow.parquet as pq
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from arcray.config import StageConfig
 from arcray.credentials import Credentials
 from arcray.errors import InputError
-from arcray.ingest.manifest import DOWNLOADS_SCHEMA, read_downloads, write_downloads
+from arcray.ingest.manifest import DOWNLOADS_SCHEMA, make_root_dir, read_downloads, write_downloads
 from arcray.ingest.sas_client import FetchResult, FrameTask, RetryPolicy, SasClient
 from arcray.io import exists, read_bytes
-from arcray.paths import Layout, sas_relpath
+from arcray.locks import lock_path, stage_lock
+from arcray.paths import Layout, is_uri, sas_relpath
 from arcray.stages import StageSummary
+from arcray.urls import check_base_url, check_reachable, redact
 
 SMOKE_FILES = 4
 
@@ -51,6 +69,13 @@ class DownloadConfig(StageConfig):
     read_timeout_s: float = Field(30.0, gt=0, description="timeout between received bytes, s")
     limit: Optional[int] = Field(None, ge=1, description="fetch at most this many files")
     smoke: bool = Field(False, description=f"fetch at most {SMOKE_FILES} files")
+    verify: bool = Field(False, description="check the gzip CRC and header of every file already "
+                                            "recorded ok (else only its presence and size)")
+
+    @field_validator("base_url")
+    @classmethod
+    def _shape(cls, v: str) -> str:  # ConfigError (not a ValidationError): refused before any write
+        return check_base_url(v, option="--base-url", service="sas")
 
     @property
     def sas_root(self) -> str:
@@ -67,9 +92,11 @@ class DownloadConfig(StageConfig):
 @dataclass(frozen=True)
 class DownloadSummary(StageSummary):
     """``n_ok`` fetched now, ``n_skipped`` already present, ``n_failed`` (rows in ``failures``,
-    the downloads table); ``bytes`` received; ``startup_s`` creating the actors (in ``seconds``)."""
+    the downloads table); ``bytes`` received; ``startup_s`` creating the actors (in ``seconds``);
+    ``n_refetched`` of ``n_ok`` were recorded ok before but missing, of another size or damaged."""
 
     n_selected: int = 0
+    n_refetched: int = 0
     bytes: int = 0
     startup_s: float = 0.0
 
@@ -106,15 +133,74 @@ def result_row(res: FetchResult) -> dict:
 
 
 def plan(layout: Layout, cfg: DownloadConfig, frames, rows) -> list[FrameTask]:
-    """Tasks for the frames not yet recorded as present (a recorded file that vanished is refetched)."""
+    """Tasks for the frames not yet trustworthily present.
+
+    A frame is skipped only when its row says ``ok``/``skipped`` and its file exists with the
+    row's size (and, with ``cfg.verify``, not even then: an actor checks its CRC and header). A
+    file whose size differs is not trusted (``refetch``): it is fetched again and replaced."""
     todo = []
     for cam, mjd, expnum in frames:
         dest = layout.raw_frame(cam, mjd, expnum)
+        url = cfg.sas_root + sas_relpath(cam, mjd, expnum)
         row = rows.get((cam, expnum))
-        if row and row["status"] in ("ok", "skipped") and exists(dest):
+        if row and row["status"] in ("ok", "skipped"):
+            size = _size(dest)
+            if size is not None and size == row["bytes"]:
+                if cfg.verify:
+                    todo.append(FrameTask(cam, mjd, expnum, url, dest))
+                continue
+            todo.append(FrameTask(cam, mjd, expnum, url, dest, refetch=size is not None))
             continue
-        todo.append(FrameTask(cam, mjd, expnum, cfg.sas_root + sas_relpath(cam, mjd, expnum), dest))
+        todo.append(FrameTask(cam, mjd, expnum, url, dest))
     return todo
+
+
+def _size(path: str) -> int | None:
+    """Size of the file at ``path`` (local or URI), None when there is none."""
+    if not is_uri(path):
+        try:
+            return os.path.getsize(path)
+        except OSError:
+            return None
+    from pyarrow import fs as pafs
+
+    fs, inner = pafs.FileSystem.from_uri(path)
+    info = fs.get_file_info(inner)
+    return info.size if info.type == pafs.FileType.File else None
+
+
+def read_manifest(path: str, cfg: DownloadConfig) -> list[tuple[str, int, int]]:
+    """The selected frames of the manifest at ``path``; ``InputError`` if missing or not Parquet."""
+    if not exists(path):
+        raise InputError(f"manifest {path} not found (run `arcray scrape` first, or pass --manifest)")
+    try:
+        table = pq.read_table(pa.BufferReader(read_bytes(path)))
+    except IsADirectoryError:
+        raise InputError(f"manifest {path} is a directory, not a Parquet file") from None
+    except (pa.ArrowException, OSError) as exc:
+        why = str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__
+        raise InputError(f"manifest {path} is not a readable Parquet file ({why})") from None
+    return select_frames(table, cfg)
+
+
+def check_remote(cfg: DownloadConfig, credentials: Credentials, first: FrameTask) -> None:
+    """Before any actor: the SAS root answers (one request, seconds), the login is accepted and
+    the first planned frame is there (one ``HEAD``). When that frame is a 404, one more ``HEAD``
+    of its observatory's directory (``.../spectro/apo/``) tells a wrong SAS path (``InputError``)
+    from one frame missing on the SAS (left to the pool: a failed row)."""
+    check_reachable(cfg.sas_root, auth=credentials.as_tuple(), what="the SAS")
+    probe = SasClient(credentials, policy=cfg.policy)
+    try:
+        if probe.probe(first.url) != 404:  # AuthError here: nothing downloaded yet
+            return
+        tree = first.url.rsplit("/", 2)[0] + "/"
+        if probe.probe(tree) != 404:
+            return
+    finally:
+        probe.close()
+    raise InputError(f"the first frame, {redact(first.url)}, is not on the SAS and neither is "
+                     f"{redact(tree)} (HTTP 404): is --base-url the SAS root (the directory holding "
+                     f"{sas_relpath(first.camera, first.mjd, first.expnum).split('/')[0]}/)?")
 
 
 def _actor_class():
@@ -163,39 +249,46 @@ def _actor_class():
 
 def run_download(layout: Layout, cfg: DownloadConfig, credentials: Credentials, *,
                  manifest_path: str | None = None, progress: Callable[..., None] | None = None,
-                 flush_every_s: float = 2.0, address: str | None = None) -> DownloadSummary:
+                 flush_every_s: float = 2.0, address: str | None = None,
+                 wait_s: float = 0.0) -> DownloadSummary:
     """Fetch the selected frames; rewrite ``layout.downloads``; return counts (no exception for
-    failed files: they are rows of the downloads table)."""
-    manifest_path = manifest_path or layout.manifest
-    if not exists(manifest_path):
-        raise InputError(f"manifest {manifest_path} not found (run `arcray scrape` first)")
-    frames = select_frames(pq.read_table(pa.BufferReader(read_bytes(manifest_path))), cfg)
+    failed files: they are rows of the downloads table). Holds the root's ``download`` lock,
+    waiting up to ``wait_s`` for another run (``LockedError`` after that)."""
+    frames = read_manifest(manifest_path or layout.manifest, cfg)
     if not frames:
         raise InputError("no frames in the manifest match the filters")
+    make_root_dir(os.path.dirname(lock_path(layout, "download")), layout.root)
+    with stage_lock(layout, "download", wait_s=wait_s):
+        return _download(layout, cfg, credentials, frames, progress, flush_every_s, address)
+
+
+def _download(layout, cfg, credentials, frames, progress, flush_every_s, address) -> DownloadSummary:
     t0 = time.monotonic()
     rows = read_downloads(layout.downloads)
     todo = plan(layout, cfg, frames, rows)
+    previous = {(t.camera, t.expnum) for t in todo if (t.camera, t.expnum) in rows
+                and rows[(t.camera, t.expnum)]["status"] in ("ok", "skipped")}
     results: list[FetchResult] = []
     startup = 0.0
     if todo:
-        probe = SasClient(credentials, policy=cfg.policy)
-        try:
-            probe.probe(todo[0].url)  # AuthError here: nothing downloaded yet
-        finally:
-            probe.close()
+        check_remote(cfg, credentials, todo[0])
         if progress:
             progress(0, total=len(todo))
         results, startup = _run_pool(todo, cfg, credentials, rows, layout, progress, flush_every_s, address)
-        write_downloads(layout.downloads, rows, cfg.config_hash(), cfg.sas_root)
+        write_downloads(layout.downloads, rows, cfg.config_hash(), redact(cfg.sas_root))
     n_failed = sum(r.status == "failed" for r in results)
     n_new = sum(r.status == "ok" for r in results)
+    n_refetched = sum(r.status == "ok" and (r.camera, r.expnum) in previous for r in results)
     n_skipped = len(frames) - n_new - n_failed
     nbytes = sum(r.downloaded for r in results)
+    notes = (f"{n_skipped} already present" + (", verified" if cfg.verify else ""),
+             *((f"{n_refetched} fetched again (missing, wrong size or damaged)",) if n_refetched else ()),
+             f"{nbytes / 1e6:.1f} MB")
     return DownloadSummary(stage="download", n_ok=n_new, n_skipped=n_skipped, n_failed=n_failed,
                            seconds=time.monotonic() - t0, unit="files", failures=layout.downloads,
                            outputs={"downloads": layout.downloads, "raw": layout.raw_root},
-                           notes=(f"{n_skipped} already present", f"{nbytes / 1e6:.1f} MB"),
-                           n_selected=len(frames), bytes=nbytes, startup_s=startup)
+                           notes=notes, n_selected=len(frames), bytes=nbytes, startup_s=startup,
+                           n_refetched=n_refetched)
 
 
 def _run_pool(todo, cfg, credentials, rows, layout, progress, flush_every_s,
@@ -219,14 +312,17 @@ def _run_pool(todo, cfg, credentials, rows, layout, progress, flush_every_s,
         pool = ActorPool(actors)
         for res in pool.map_unordered(lambda a, t: a.fetch.remote(t, creds), todo):
             results.append(res)
-            rows[(res.camera, res.expnum)] = result_row(res)
+            key = (res.camera, res.expnum)
+            if not (res.status == "skipped" and key in rows and rows[key]["status"] == "ok"
+                    and rows[key]["bytes"] == res.bytes):  # verified as recorded: the row stands
+                rows[key] = result_row(res)
             nbytes += res.downloaded
             pending.set(len(todo) - len(results))
             if progress:
                 rate = nbytes / 1e6 / max(1e-3, time.monotonic() - t0)
                 progress(1, description=f"download {nbytes / 1e6:,.0f} MB {rate:.1f} MB/s")
             if time.monotonic() - last_flush > flush_every_s:
-                write_downloads(layout.downloads, rows, cfg.config_hash(), cfg.sas_root)
+                write_downloads(layout.downloads, rows, cfg.config_hash(), redact(cfg.sas_root))
                 last_flush = time.monotonic()
     finally:
         for a in actors:

@@ -11,12 +11,14 @@
 
 The credentials travel to the tasks as a task argument (a ``Credentials`` whose repr hides the
 password); they are never logged, put in a runtime_env or in job metadata. The pure parts (month
-specs, merging, the offline ``parse_files``) live in ``arcray.ingest.manifest``.
+specs, merging, the offline ``parse_files``) live in ``arcray.ingest.manifest``. The archive URL
+recorded in each month's provenance passes ``arcray.urls.redact``.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -27,10 +29,11 @@ from arcray.credentials import Credentials
 from arcray.errors import ArcrayError, AuthError
 from arcray.ingest import logparse
 from arcray.ingest.mailman_client import MailmanClient
-from arcray.ingest.manifest import rows_to_table, write_merged_manifest
+from arcray.ingest.manifest import make_root_dir, rows_to_table, write_merged_manifest
 from arcray.io import atomic_write_parquet, exists, provenance
 from arcray.paths import Layout
 from arcray.stages import StageSummary
+from arcray.urls import check_base_url, redact
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +75,7 @@ def scrape_month(base_url: str, creds: Credentials, month: str, root: str, url: 
             return MonthResult(month, "missing", n_requests=client.n_requests)
         res = logparse.parse_archive(data, month)
         table = rows_to_table(res.rows)
-        prov = provenance(steps=["scrape"], source=client.url, month=month, n_messages=res.n_messages,
+        prov = provenance(steps=["scrape"], source=redact(client.url), month=month, n_messages=res.n_messages,
                           warnings=res.warnings, scraped_at=datetime.now(timezone.utc).isoformat())
         atomic_write_parquet(Layout(root).manifest_month(month), table, prov)
         return MonthResult(month, "ok", table.num_rows, res.n_messages, client.n_requests, res.warnings)
@@ -122,10 +125,13 @@ def scrape(base_url: str, root: str, months: list[str], creds: Credentials | Non
     """Scrape ``months`` from the archive at ``base_url`` into the manifests under ``root``.
 
     ``creds`` may be None only when every month is already scraped (then nothing is fetched).
-    Raises ``AuthError`` (wrong password) before any month is fetched.
+    Raises ``AuthError`` (wrong password) before any month is fetched, ``ConfigError`` for a base
+    URL that is not http(s) or carries credentials, ``InputError`` for a root that cannot be created.
     """
     t0 = time.perf_counter()
+    check_base_url(base_url, service="mailman")
     layout = Layout(root)
+    make_root_dir(os.path.dirname(layout.manifest_month("0000-00")), root)
     todo = [m for m in months if refresh or not exists(layout.manifest_month(m))]
     results, missing, n_requests = _fetch(base_url, layout, todo, creds, use_ray, on_done) if todo else ([], [], 0)
     fetched = sorted(r.month for r in results if r.status == "ok")

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import base64
 import email.utils
+import errno
 import gzip
 import hashlib
 import hmac
@@ -30,6 +31,7 @@ from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, quote, unquote, urlsplit
 
+from arcray.errors import ConfigError
 from arcray.paths import SimLayout
 from arcray.sim import mailman_pages as mp
 from arcray.sim.faults import Decision, FaultSpec, corrupt
@@ -72,7 +74,11 @@ class ArchiveServer:
         self._secret = secrets.token_bytes(16)
         self._cookie_uses: Counter = Counter()
         self._lock = threading.Lock()
-        self.httpd = _HTTPServer((host, port), _Handler)
+        try:
+            self.httpd = _HTTPServer((host, port), _Handler)
+        except OSError as exc:  # port in use, address not on this machine: one line, exit 2
+            hint = "; pick another --port (0 = any free port)" if exc.errno == errno.EADDRINUSE else ""
+            raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror or exc}{hint}") from None
         self.httpd.archive = self
         self._thread: threading.Thread | None = None
 
