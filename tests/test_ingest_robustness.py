@@ -247,6 +247,18 @@ def test_wrong_sas_path_is_one_check_not_a_failure_per_file(archive_server, sas_
     assert sum(h.stats.requests.values()) == n + 1
 
 
+def test_scrape_refused_login_fails_before_ray(archive_server, sas_env, tmp_path, capsys, monkeypatch):
+    h = archive_server()
+    sas_env(h)
+    no_ray(monkeypatch)
+    bad = tmp_path / "bad-pw"
+    bad.write_text("not-it\n")
+    monkeypatch.setenv("ARCRAY_MAILMAN_PASSWORD_FILE", str(bad))
+    code, out, err = run_cli(capsys, ["scrape", "--base-url", h.base_url, "--root", str(tmp_path / "d"),
+                                      "--months", "2023-11..2023-12"])
+    assert code == 2 and out == "" and "refused" in one_error(err) and "not-it" not in err[0]
+
+
 # -- 5. one-line errors instead of tracebacks ---------------------------------------------------------
 def test_download_manifest_missing_not_parquet_or_directory(archive_server, sas_env, tmp_path, capsys,
                                                             monkeypatch):

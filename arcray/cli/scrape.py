@@ -97,13 +97,14 @@ def _scrape(base_url, root, months, user, password_file, refresh, smoke, address
         if need_fetch else None
     if need_fetch:  # one request, seconds: an unreachable host fails before Ray and the retries
         check_reachable(archive_url(base_url), what="the Mailman archive")
-    if need_fetch and not no_ray and len(wanted) > 1:
+    def start_ray():
         from arcray.raycluster import ensure_ray
 
         ensure_ray(address)
+
     with progress_bar("scrape", len(wanted), unit="months", enabled=progress) as advance:
         summary = scrape(base_url, root, wanted, creds, refresh=refresh, use_ray=not no_ray,
-                         on_done=lambda _r: advance())
+                         on_done=lambda _r: advance(), before_tasks=start_ray)
     _warn(summary.warnings + [f"month {m} is not in the archive" for m in summary.missing]
           + [f"month {m} failed: {r}" for m, r in sorted(summary.failed.items())])
     return summary

@@ -105,7 +105,7 @@ def _run_tasks(jobs: list[tuple[str, str]], base_url: str, creds: Credentials, r
 
 
 def _fetch(base_url: str, layout: Layout, todo: list[str], creds: Credentials | None, use_ray: bool,
-           on_done) -> tuple[list[MonthResult], list[str], int]:
+           on_done, before_tasks) -> tuple[list[MonthResult], list[str], int]:
     """Log in, read the month index, scrape the months in it: ``(results, not in the index, requests)``."""
     if creds is None:
         raise AuthError("credentials are needed to fetch months not scraped yet")
@@ -113,6 +113,8 @@ def _fetch(base_url: str, layout: Layout, todo: list[str], creds: Credentials | 
     client.login()
     index = client.month_index()
     jobs = [(m, index[m]) for m in todo if m in index]
+    if before_tasks and use_ray and len(jobs) > 1:
+        before_tasks()  # e.g. start Ray: only once the archive has accepted the login
     results = _run_tasks(jobs, base_url, creds, layout.root, use_ray, on_done)
     for res in results:
         if res.error_type == "AuthError":
@@ -121,10 +123,12 @@ def _fetch(base_url: str, layout: Layout, todo: list[str], creds: Credentials | 
 
 
 def scrape(base_url: str, root: str, months: list[str], creds: Credentials | None, *,
-           refresh: bool = False, use_ray: bool = True, on_done=None) -> ScrapeSummary:
+           refresh: bool = False, use_ray: bool = True, on_done=None, before_tasks=None) -> ScrapeSummary:
     """Scrape ``months`` from the archive at ``base_url`` into the manifests under ``root``.
 
     ``creds`` may be None only when every month is already scraped (then nothing is fetched).
+    ``before_tasks()`` runs after the login and before the months' Ray tasks (the CLI starts Ray
+    there, so a wrong password or archive URL fails in seconds without a cluster).
     Raises ``AuthError`` (wrong password) before any month is fetched, ``ConfigError`` for a base
     URL that is not http(s) or carries credentials, ``InputError`` for a root that cannot be created.
     """
@@ -133,7 +137,7 @@ def scrape(base_url: str, root: str, months: list[str], creds: Credentials | Non
     layout = Layout(root)
     make_root_dir(os.path.dirname(layout.manifest_month("0000-00")), root)
     todo = [m for m in months if refresh or not exists(layout.manifest_month(m))]
-    results, missing, n_requests = _fetch(base_url, layout, todo, creds, use_ray, on_done) if todo else ([], [], 0)
+    results, missing, n_requests = _fetch(base_url, layout, todo, creds, use_ray, on_done, before_tasks) if todo else ([], [], 0)
     fetched = sorted(r.month for r in results if r.status == "ok")
     missing += [r.month for r in results if r.status == "missing"]
     failed = {r.month: r.reason for r in results if r.status == "failed"}
