@@ -78,12 +78,14 @@ def test_calibrate_run_failures_rerun_and_readback(ray_local, raw_tree, tmp_path
     assert "wrong shape" in reasons["sdR-r1-00380803.fit.gz"]
     assert "missing keywords" in reasons["sdR-b1-00380804.fit.gz"]
     assert {r["camera"] for r in fails} == {"b1", "r1"} and all(r["config_hash"] == cfg.config_hash() for r in fails)
+    assert {(r["observatory"], r["mjd"]) for r in fails} == {("apo", 60709)}  # from the night directory
 
     files = _parquet_files(layout)
     assert len(files) == 4
     assert layout.calibrated_frame("b2", "flat", 60800, 47001) in files
     mtimes = {f: os.stat(f).st_mtime_ns for f in files}
-    assert run_calibrate(str(root), layout, cfg, workers=1).n_failed == 4
+    rerun = run_calibrate(str(root), layout, cfg, workers=1)
+    assert (rerun.n_ok, rerun.n_skipped, rerun.n_failed) == (0, 4, 4)  # up-to-date outputs reused
     assert _parquet_files(layout) == files  # replaced, not duplicated
     assert all(os.stat(f).st_mtime_ns >= mtimes[f] for f in files)
     assert len(pq.read_table(layout.calibrated_failures)) == 4  # failures replaced too

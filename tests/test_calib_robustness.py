@@ -169,7 +169,7 @@ def test_rerun_reuses_up_to_date_frames_and_recalibrates_changed_ones(ray_local,
     assert prov["config_hash"] == cfg.config_hash() and prov["measure_hash"] is None
     written = os.stat(out).st_mtime_ns
     s = run_calibrate(str(sas), layout, cfg, workers=1)
-    assert (s.n_ok, s.n_skipped) == (0, 1) and s.line().startswith("calibrate: 1 ok, 0 failed")
+    assert (s.n_ok, s.n_skipped) == (0, 1) and s.line().startswith("calibrate: 1 ok, 0 failed frames (1 up to date")
     assert os.stat(out).st_mtime_ns == written and _calibrated(layout) == [out]
     assert run(force=True) == (1, 0, 0)  # --force
     assert run(config=CalibConfig(overscan="row")) == (1, 0, 0)  # another config

@@ -326,7 +326,8 @@ def run_calibrate(raw: str, layout: Layout, config: CalibConfig, *, workers: int
         counts, failed, qa = _run(paths, layout, config, workers=workers, progress=progress, address=address,
                                   on_row=on_row, measure=measure, force=force)
     order = ("green", "yellow", "red", "not measured", "measurement failed")
-    notes = ("QA " + ", ".join(f"{qa[k]} {k}" for k in order if k in qa),) if qa else ()
+    notes = (f"{counts['skipped']} up to date, reused",) if counts["skipped"] else ()
+    notes += ("QA " + ", ".join(f"{qa[k]} {k}" for k in order if k in qa),) if qa else ()
     outputs = {"calibrated": layout.calibrated, "failures": layout.calibrated_failures}
     if measure is not None:
         outputs["measured"] = layout.measured
