@@ -271,6 +271,28 @@ class Layout:
         """A figure of the report (``report/fig/<name>``), linked from the index as ``fig/<name>``."""
         return self._p("report", "fig", name)
 
+    # -- night (``arcray night``: one page per night, an index with a calendar) -------------
+    @property
+    def nights(self) -> str:
+        return self._p("night")
+
+    @property
+    def nights_index(self) -> str:
+        """The calendar of every night with a page, coloured by its worst status."""
+        return self._p("night", "index.html")
+
+    def night_page(self, mjd: int) -> str:
+        """``night/<mjd>/index.html``: the night's health page."""
+        return self._p("night", str(int(mjd)), "index.html")
+
+    def night_figure(self, mjd: int, name: str) -> str:
+        """A figure of one night's page, linked from it as ``<name>``."""
+        return self._p("night", str(int(mjd)), name)
+
+    def night_summary(self, mjd: int) -> str:
+        """The night's verdict per camera and its actionable lines (JSON), read by the index."""
+        return self._p("night", str(int(mjd)), "night.json")
+
 
 @dataclass(frozen=True)
 class SimLayout:

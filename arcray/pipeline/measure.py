@@ -12,7 +12,8 @@ Calibration measures each frame alone (``Layout.measured_row`` / ``measured_line
    metadata columns only;
 
 and writes one table of every frame (``Layout.measured_frames``, sorted by camera, MJD,
-exposure: a rerun writes the same rows) and, on request, the same as a FITS binary table with
+exposure: a rerun writes the same rows; a run restricted to some cameras or nights replaces their
+rows and keeps the others) and, on request, the same as a FITS binary table with
 units for IDL/Python BOSS tools (``Layout.measured_frames_fits``). Only one night's line tables
 are in memory at a time. Frames whose measurement failed in calibration are rows with their
 reason; the summary counts them as failed items.
@@ -135,6 +136,29 @@ def frames_table(rows: list[dict[str, Any]], context: Mapping[tuple[str, int, in
     return table
 
 
+def _merged(layout: Layout, table: pa.Table, cameras, mjds) -> pa.Table:
+    """With a selection (``cameras`` / ``mjds``), the rows of the existing table outside it are kept,
+    so a night's pass (``arcray night``) updates its own rows only; sorted as ``frames_table``."""
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    from arcray.io import read_bytes
+
+    if not (cameras or mjds) or not exists(layout.measured_frames):
+        return table
+    old = pq.read_table(pa.BufferReader(read_bytes(layout.measured_frames)))
+    if old.schema.remove_metadata() != table.schema.remove_metadata():
+        return table  # written by another version of arcray: the selection alone, rebuilt in full later
+    mask = pa.array([True] * old.num_rows)
+    if cameras:
+        mask = pc.and_(mask, pc.is_in(old.column("camera"), pa.array(list(cameras))))
+    if mjds:
+        mask = pc.and_(mask, pc.is_in(old.column("mjd"), pa.array([int(m) for m in mjds], pa.int32())))
+    keep = old.filter(pc.invert(mask)).cast(table.schema)
+    both = pa.concat_tables([keep, table])
+    return both.sort_by([("camera", "ascending"), ("mjd", "ascending"), ("expnum", "ascending")])
+
+
 def fits_bytes(table: pa.Table) -> bytes:
     """The table as a FITS file (primary HDU + one BINTABLE ``MEASURE`` with TUNITs; nulls are NaN
     for floats, -1 for integers, '' for strings; timestamps as ISO strings)."""
@@ -189,7 +213,7 @@ def run_measure(root: str, *, cameras: Iterable[str] | None = None, mjds: Iterab
         if progress is not None:
             progress(1)
     context = _context(layout, {(r["camera"], int(r["mjd"]), int(r["expnum"])) for r in rows})
-    table = frames_table(rows, context)
+    table = _merged(layout, frames_table(rows, context), cameras, mjds)
     prov = provenance(config.config_hash(), ["measure", "reference_fit"],
                       references={f"{c}/{m}": e for (c, m), e in refs.items()})
     atomic_write_parquet(layout.measured_frames, table, prov)
