@@ -28,7 +28,10 @@ helm = pytest.importorskip("helm_python")
 kv = pytest.importorskip("kubernetes_validate")
 
 import arcray  # noqa: E402
-from arcray.deploy import cronlauncher, recurring  # noqa: E402
+import json  # noqa: E402
+
+from arcray import metrics  # noqa: E402
+from arcray.deploy import backfill, cronlauncher  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 CHART = ROOT / "helm" / "arcray"
@@ -74,6 +77,8 @@ def validate(obj: dict) -> None:
         errors = sorted(crd_validator(kind).iter_errors(obj), key=lambda e: list(e.path))
         assert not errors, f"{kind}/{name}: " + "; ".join(
             f"{'.'.join(map(str, e.path))}: {e.message}" for e in errors[:5])
+    elif obj["kind"] == "PodMonitor":  # a Prometheus Operator CRD: no schema offline
+        check_podmonitor(obj)
     else:
         try:
             kv.validate(obj, K8S_VERSION, strict=True)
@@ -83,6 +88,16 @@ def validate(obj: dict) -> None:
     assert len(name) <= limit, f"{kind} name {name!r} longer than {limit}"
     pattern = DNS1035 if kind in ("RayJob", "RayCronJob", "RayCluster") else DNS1123
     assert pattern.match(name), f"{kind} name {name!r} is not a valid DNS name"
+
+
+def check_podmonitor(obj: dict) -> None:
+    """The fields of monitoring.coreos.com/v1 PodMonitor the chart uses, checked by hand."""
+    assert obj["apiVersion"] == "monitoring.coreos.com/v1"
+    assert set(obj["spec"]) <= {"selector", "podMetricsEndpoints"}
+    assert obj["spec"]["selector"]["matchLabels"]
+    for ep in obj["spec"]["podMetricsEndpoints"]:
+        assert set(ep) <= {"port", "interval", "relabelings"} and ep["port"] == "metrics"
+        assert re.fullmatch(r"\d+(ms|s|m|h)", ep.get("interval", "30s"))
 
 
 def walk(node):
@@ -139,6 +154,9 @@ def rendered_notes(values: dict | None = None) -> str:
 VARIANTS = {
     "default": {},
     "cronjob+training": {"scheduler": "cronJob", "training": {"enabled": True}},
+    "shutdown,podmonitor,fixed-backfill": {"jobs": {"cleanup": "shutdown"},
+                                           "metrics": {"podMonitor": {"enabled": True}},
+                                           "backfill": {"mjdMin": 60300, "mjdMax": 60310}},
     "existing-claim,no-auth": {"storage": {"create": False, "existingClaim": "shared-nfs"},
                                "rayAuthMode": "disabled", "backfill": {"enabled": False},
                                "imagePullSecrets": ["regcred"]},
@@ -165,13 +183,16 @@ def test_every_rendered_object_validates(variant):
             check_security(job)
     assert "Secret" not in kinds  # credentials are referenced by name only
     if variant == "default":
-        assert sorted(kinds) == ["PersistentVolumeClaim", "RayCronJob", "RayCronJob"]
+        assert sorted(kinds) == ["ConfigMap", "PersistentVolumeClaim", "RayCronJob", "RayCronJob"]
     elif variant == "cronjob+training":
-        assert sorted(kinds) == ["ConfigMap", "ConfigMap", "CronJob", "CronJob",
+        assert sorted(kinds) == ["ConfigMap", "ConfigMap", "ConfigMap", "CronJob", "CronJob",
                                  "PersistentVolumeClaim", "RayJob", "Role", "RoleBinding",
                                  "ServiceAccount"]
+    elif variant.startswith("shutdown"):
+        assert sorted(kinds) == ["ConfigMap", "PersistentVolumeClaim", "PodMonitor", "RayCronJob",
+                                 "RayCronJob"]
     else:
-        assert sorted(kinds) == ["RayCronJob"]
+        assert sorted(kinds) == ["ConfigMap", "RayCronJob"]
         pvc = [n for n in walk(objs) if isinstance(n, dict) and "persistentVolumeClaim" in n]
         assert {v["persistentVolumeClaim"]["claimName"] for v in pvc} == {"shared-nfs"}
 
@@ -206,7 +227,14 @@ def test_gpu_worker_group_only_in_training_with_gpu_and_toleration():
 @pytest.mark.parametrize("bad", [
     {"scheduler": "cron"},
     {"podSecurityContext": {"runAsNonRoot": False}},
-    {"nightly": {"steps": ["scrape --root '{root}'"]}},
+    {"nightly": {"args": "--root '/elsewhere'"}},
+    {"nightly": {"steps": ["calibrate --root {root}"]}},
+    {"nightly": {"backoffLimit": -1}},
+    {"jobs": {"cleanup": "never"}},
+    {"jobs": {"ttlSecondsAfterFinished": 3600, "deleteJobAfterSeconds": 60}},
+    {"backfill": {"mjdMin": 60300}},
+    {"backfill": {"mjdMin": 60310, "mjdMax": 60300}},
+    {"metrics": {"dashboard": {"labels": {"grafana_dashboard": 1}}}},
     {"image": {"tag": "latest"}},
     {"nightly": {"schedule": "every night"}},
     {"credentials": {"mailmanPassword": "hunter2"}},
@@ -216,25 +244,44 @@ def test_schema_refuses_bad_values(bad):
         chart().render(bad, name="arcray", namespace="sdss")
 
 
-def test_scheduled_entrypoints_run_the_right_nights():
-    """The rendered entrypoint is a real command line for arcray.deploy.recurring."""
-    objs = render({"backfill": {"months": 2}})
-    crons = {o["metadata"]["labels"]["app.kubernetes.io/component"]: o
-             for o in objs if o["kind"] == "RayCronJob"}
+def _crons(values: dict | None = None) -> dict[str, dict]:
+    return {o["metadata"]["labels"]["app.kubernetes.io/component"]: o
+            for o in render(values) if o["kind"] == "RayCronJob"}
+
+
+def test_nightly_entrypoint_is_arcray_night_yesterday():
+    """The nightly run is `jobs/night.py --root ROOT --yesterday` (= `arcray night --yesterday`)."""
+    crons = _crons()
     assert crons["nightly"]["spec"]["schedule"] == "30 14 * * *"
     argv = shlex.split(crons["nightly"]["spec"]["jobTemplate"]["entrypoint"])
-    assert argv[:3] == ["python", "-m", "arcray.deploy.recurring"]
-    now = dt.datetime(2024, 1, 1, 14, 30, tzinfo=dt.timezone.utc)  # MJD 60310.604
-    ctx = recurring.context(argv[3], now, root="/data/arcray")
-    steps = [recurring.fill(s, ctx) for s in argv[argv.index("--step") + 1::2]]
-    assert steps[0] == ["scrape", "--root", "/data/arcray", "--months", "2024-01"]
-    assert steps[1][-4:] == ["--mjd-min", "60310", "--mjd-max", "60310"]  # night ended 2024-01-01
-    assert steps[2] == ["calibrate", "--root", "/data/arcray"]
-    argv = shlex.split(crons["backfill"]["spec"]["jobTemplate"]["entrypoint"])
-    assert argv[argv.index("--backfill-months") + 1] == "2"
-    ctx = recurring.context("backfill", now, backfill_months=2)
-    assert ctx["months"] == "2023-11..2023-12"
-    assert (ctx["mjd_min"], ctx["mjd_max"]) == ("60249", "60309")  # 2023-11-01 .. 2023-12-31
+    assert argv[:5] == ["python", "/app/jobs/night.py", "--root", "/data/arcray", "--yesterday"]
+    assert argv[5:] == ["--base-url", "https://data.sdss5.org"]
+    assert (ROOT / "jobs" / "night.py").exists()
+    assert 'main(["night", *sys.argv[1:]])' in (ROOT / "jobs" / "night.py").read_text()
+    assert not re.search(r"(?i)password|user", crons["nightly"]["spec"]["jobTemplate"]["entrypoint"])
+    # the credentials reach the driver as in every Ray pod: user env + password file from Secrets
+    head = crons["nightly"]["spec"]["jobTemplate"]["rayClusterSpec"]["headGroupSpec"]["template"]
+    env = {e["name"]: e for e in head["spec"]["containers"][0]["env"]}
+    assert env["ARCRAY_SAS_USER"]["valueFrom"]["secretKeyRef"] == {"name": "arcray-sas", "key": "username"}
+    assert env["ARCRAY_MAILMAN_PASSWORD_FILE"]["value"] == "/var/run/secrets/arcray/mailman/password"
+    argv = shlex.split(_crons({"nightly": {"args": ""}})["nightly"]["spec"]["jobTemplate"]["entrypoint"])
+    assert argv == ["python", "/app/jobs/night.py", "--root", "/data/arcray", "--yesterday"]
+
+
+def test_backfill_entrypoint_runs_every_night_of_its_range(capsys):
+    argv = shlex.split(_crons({"backfill": {"months": 2}})["backfill"]["spec"]["jobTemplate"]["entrypoint"])
+    assert argv[:3] == ["python", "-m", "arcray.deploy.backfill"]
+    assert argv[3:] == ["--root", "/data/arcray", "--months", "2", "--",
+                        "--base-url", "https://data.sdss5.org"]
+    now = dt.datetime(2024, 1, 1, 14, 30, tzinfo=dt.timezone.utc)
+    assert backfill.night_range(now, mjd_min=None, mjd_max=None, months=2) == (60249, 60309)
+    fixed = _crons({"backfill": {"mjdMin": 60300, "mjdMax": 60302}})["backfill"]
+    argv = shlex.split(fixed["spec"]["jobTemplate"]["entrypoint"])
+    assert argv[3:7] == ["--root", "/data/arcray", "--mjd-min", "60300"]
+    assert backfill.main(["--dry-run", *argv[3:]]) == 0
+    assert capsys.readouterr().out.splitlines() == [
+        f"arcray night --root /data/arcray --mjd {n} --base-url https://data.sdss5.org"
+        for n in (60300, 60301, 60302)]
 
 
 def test_notes_tell_how_to_see_the_next_run_and_its_logs():
@@ -395,16 +442,158 @@ def _parse_with_real_cli(argv: list[str]) -> None:
     cmd.make_context(argv[0], list(argv[1:]))  # raises click.UsageError on unknown/missing options
 
 
-def test_default_steps_and_k8s_entrypoints_parse_with_the_stage_clis():
-    now = dt.datetime(2024, 1, 1, 15, tzinfo=dt.timezone.utc)
-    values = yaml.safe_load((CHART / "values.yaml").read_text())
-    for window in ("nightly", "backfill"):
-        ctx = recurring.context(window, now, root="/data/arcray")
-        for step in values[window]["steps"]:
-            _parse_with_real_cli(recurring.fill(step, ctx))
+def _has_night_command() -> bool:
+    from arcray.cli.apps import app
+    from arcray.cli.main import _register
+
+    _register()
+    return any((c.name or c.callback.__name__) == "night" for c in app.registered_commands)
+
+
+def test_scheduled_and_k8s_entrypoints_parse_with_the_stage_clis():
     train = next(o for o in render({"training": {"enabled": True}}) if o["kind"] == "RayJob")
     argv = shlex.split(train["spec"]["entrypoint"])
     _parse_with_real_cli(["train", *argv[2:]])
     for job in (o for o in k8s_objects() if o["kind"] == "RayJob"):
         argv = shlex.split(job["spec"]["entrypoint"])
         _parse_with_real_cli([Path(argv[1]).stem, *argv[2:]])
+    if not _has_night_command():
+        pytest.skip("`arcray night` is not registered yet (being built in arcray/cli)")
+    crons = _crons()
+    argv = shlex.split(crons["nightly"]["spec"]["jobTemplate"]["entrypoint"])
+    _parse_with_real_cli(["night", *argv[2:]])
+    argv = shlex.split(crons["backfill"]["spec"]["jobTemplate"]["entrypoint"])
+    now = dt.datetime(2024, 1, 1, 15, tzinfo=dt.timezone.utc)
+    lo, hi = backfill.night_range(now, mjd_min=None, mjd_max=None, months=1)
+    _parse_with_real_cli(backfill.night_commands("/data/arcray", lo, lo, argv[argv.index("--") + 1:])[0])
+
+
+# ---------------------------------------------------------------- lifecycle of every RayJob
+def _rayjob_specs(values: dict) -> dict[str, dict]:
+    """component -> RayJob spec, from RayCronJob templates, launcher ConfigMaps and RayJobs."""
+    specs = {}
+    for o in render(values):
+        comp = o["metadata"]["labels"].get("app.kubernetes.io/component")
+        if o["kind"] == "RayCronJob":
+            specs[comp] = o["spec"]["jobTemplate"]
+        elif o["kind"] == "RayJob":
+            specs[comp] = o["spec"]
+        elif o["kind"] == "ConfigMap" and "rayjob.yaml" in o["data"]:
+            specs[comp] = yaml.safe_load(o["data"]["rayjob.yaml"])["spec"]
+    return specs
+
+
+def check_kuberay_lifecycle_rules(spec: dict) -> None:
+    """Rules of the KubeRay v1.7 operator's Go validation that the CRD schema does not carry."""
+    rules = (spec.get("deletionStrategy") or {}).get("deletionRules")
+    if rules:
+        assert not spec.get("shutdownAfterJobFinishes"), "deletionRules with shutdownAfterJobFinishes"
+        assert not spec.get("ttlSecondsAfterFinished"), "deletionRules with a global TTL"
+        seen, ttl = set(), {}
+        for r in rules:
+            cond = tuple(sorted((k, v) for k, v in r["condition"].items() if k != "ttlSeconds"))
+            assert (cond, r["policy"]) not in seen, f"duplicate rule {r}"
+            seen.add((cond, r["policy"]))
+            ttl[(cond, r["policy"])] = r["condition"].get("ttlSeconds", 0)
+        for (cond, policy), t in ttl.items():  # cluster before the RayJob itself
+            if policy == "DeleteSelf" and (cond, "DeleteCluster") in ttl:
+                assert t >= ttl[(cond, "DeleteCluster")], rules
+    elif spec.get("ttlSecondsAfterFinished"):
+        assert spec.get("shutdownAfterJobFinishes") is True, "TTL without shutdownAfterJobFinishes"
+    assert spec.get("activeDeadlineSeconds", 0) > 0 and spec.get("backoffLimit", -1) >= 0
+
+
+@pytest.mark.parametrize("scheduler", ["rayCronJob", "cronJob"])
+def test_every_rayjob_has_its_lifecycle_with_the_documented_defaults(scheduler):
+    values = yaml.safe_load((CHART / "values.yaml").read_text())
+    jobs = values["jobs"]
+    assert (jobs["cleanup"], jobs["ttlSecondsAfterFinished"], jobs["deleteJobAfterSeconds"]) == \
+        ("rules", 3600, 604800)
+    specs = _rayjob_specs({"scheduler": scheduler, "training": {"enabled": True}})
+    assert set(specs) == {"nightly", "backfill", "train"}
+    conditions = [{"jobStatus": "SUCCEEDED"}, {"jobStatus": "FAILED"}, {"jobDeploymentStatus": "Failed"}]
+    for comp, spec in specs.items():
+        window = values["training" if comp == "train" else comp]
+        assert spec["activeDeadlineSeconds"] == window["activeDeadlineSeconds"]
+        assert spec["backoffLimit"] == window["backoffLimit"] == 0
+        assert "shutdownAfterJobFinishes" not in spec and "ttlSecondsAfterFinished" not in spec
+        rules = spec["deletionStrategy"]["deletionRules"]
+        expected = []
+        for cond in conditions:
+            expected.append({"policy": "DeleteCluster", "condition": {**cond, "ttlSeconds": 3600}})
+            if comp != "train":  # Helm owns the training RayJob: it must not delete itself
+                expected.append({"policy": "DeleteSelf", "condition": {**cond, "ttlSeconds": 604800}})
+        assert rules == expected, comp
+        check_kuberay_lifecycle_rules(spec)
+    assert (values["nightly"]["activeDeadlineSeconds"], values["backfill"]["activeDeadlineSeconds"],
+            values["training"]["activeDeadlineSeconds"]) == (21600, 86400, 172800)
+
+
+def test_shutdown_cleanup_and_overrides():
+    specs = _rayjob_specs({"jobs": {"cleanup": "shutdown", "ttlSecondsAfterFinished": 600},
+                           "nightly": {"backoffLimit": 2, "activeDeadlineSeconds": 7200},
+                           "training": {"enabled": True}})
+    for comp, spec in specs.items():
+        assert spec["shutdownAfterJobFinishes"] is True and spec["ttlSecondsAfterFinished"] == 600
+        assert "deletionStrategy" not in spec
+        check_kuberay_lifecycle_rules(spec)
+    assert (specs["nightly"]["backoffLimit"], specs["nightly"]["activeDeadlineSeconds"]) == (2, 7200)
+    spec = _rayjob_specs({"jobs": {"deleteJobAfterSeconds": 0}})["nightly"]
+    assert {r["policy"] for r in spec["deletionStrategy"]["deletionRules"]} == {"DeleteCluster"}
+    bad = copy.deepcopy(spec)
+    bad["shutdownAfterJobFinishes"] = True
+    with pytest.raises(AssertionError, match="shutdownAfterJobFinishes"):
+        check_kuberay_lifecycle_rules(bad)
+
+
+# ---------------------------------------------------------------- the Grafana dashboard
+DASHBOARD = CHART / "dashboards" / "arcray.json"
+
+
+def promql_series(expr: str) -> set[str]:
+    """Metric names in a PromQL expression (identifiers that are not functions, labels or keywords)."""
+    expr = re.sub(r'"[^"]*"', '""', expr)                   # label values
+    expr = re.sub(r"\[[^\]]*\]", "", expr)                   # range selectors
+    expr = re.sub(r"\{[^}]*\}", "", expr)                     # label matchers
+    expr = re.sub(r"\b(by|without)\s*\([^)]*\)", "", expr)   # grouping labels
+    names = set(re.findall(r"[A-Za-z_:][\w:]*(?!\w*\s*\()", expr))
+    return {n for n in names if not re.fullmatch(r"\w+", n) or not n.islower() or "_" in n} - {
+        "sum", "max", "min", "avg", "rate", "increase", "histogram_quantile", "le"}
+
+
+def test_dashboard_queries_name_only_metrics_arcray_exports():
+    dash = json.loads(DASHBOARD.read_text())
+    exported = metrics.exported_series()
+    assert dash["uid"] and dash["panels"]
+    seen = set()
+    for panel in dash["panels"]:
+        exprs = [t["expr"] for t in panel["targets"]]
+        assert exprs, panel["title"]
+        for expr in exprs:
+            names = {n for n in promql_series(expr) if n.startswith("ray_")}
+            assert names and names <= exported, (panel["title"], names - exported)
+            seen |= names
+    titles = " ".join(p["title"].lower() for p in dash["panels"])
+    for topic in ("calibrated by status", "download", "flags by reason", "arcs needed"):
+        assert topic in titles
+    for must in ("ray_arcray_calibrate_frames_total", "ray_arcray_download_bytes_total",
+                 "ray_arcray_download_failures_total", "ray_arcray_flags_total",
+                 "ray_arcray_arcs_needed_total"):
+        assert must in seen
+    assert promql_series('sum by (le) (rate(ray_x_bucket{a="b"}[5m]))') == {"ray_x_bucket"}
+
+
+def test_dashboard_configmap_is_labelled_for_the_grafana_sidecar():
+    cm = next(o for o in render() if o["metadata"]["name"] == "arcray-dashboard")
+    validate(cm)
+    assert cm["metadata"]["labels"]["grafana_dashboard"] == "1"
+    assert cm["metadata"]["annotations"] == {"grafana_folder": "arcray"}
+    assert json.loads(cm["data"]["arcray.json"]) == json.loads(DASHBOARD.read_text())
+    cm = next(o for o in render({"metrics": {"dashboard": {"labels": {"dash": "yes", "grafana_dashboard": None},  # null drops a default
+                                                            "namespace": "monitoring",
+                                                            "folder": ""}}})
+              if o["metadata"]["name"] == "arcray-dashboard")
+    assert cm["metadata"]["labels"]["dash"] == "yes" and "grafana_dashboard" not in cm["metadata"]["labels"]
+    assert cm["metadata"]["namespace"] == "monitoring" and "annotations" not in cm["metadata"]
+    assert "arcray-dashboard" not in {o["metadata"]["name"] for o in
+                                      render({"metrics": {"dashboard": {"enabled": False}}})}

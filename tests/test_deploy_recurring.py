@@ -83,3 +83,40 @@ def test_launcher_names_and_refuses_other_kinds():
     assert job["metadata"]["name"] == "arcray-backfill-28407750" and "namespace" not in job["metadata"]
     assert job["metadata"]["labels"] == {cronlauncher.SCHEDULE_LABEL: "arcray-backfill"}
     assert tmpl["metadata"] == {"name": "t", "namespace": "other"}  # template not modified
+
+
+# ---------------------------------------------------------------- backfill: arcray night per night
+def test_backfill_range_fixed_or_previous_months():
+    from arcray.deploy import backfill
+
+    now = dt.datetime(2024, 3, 2, 4, 0, tzinfo=UTC)
+    assert backfill.night_range(now, mjd_min=None, mjd_max=None, months=2) == (60310, 60369)
+    assert backfill.night_range(now, mjd_min=60300, mjd_max=60300, months=1) == (60300, 60300)
+    with pytest.raises(ConfigError, match="both"):
+        backfill.night_range(now, mjd_min=60300, mjd_max=None, months=1)
+    with pytest.raises(ConfigError, match="before"):
+        backfill.night_range(now, mjd_min=60301, mjd_max=60300, months=1)
+    with pytest.raises(ConfigError, match="split"):
+        backfill.night_range(now, mjd_min=50000, mjd_max=60000, months=1)
+    assert backfill.night_commands("/d", 60300, 60301, ["--skip-ingest"]) == [
+        ["night", "--root", "/d", "--mjd", "60300", "--skip-ingest"],
+        ["night", "--root", "/d", "--mjd", "60301", "--skip-ingest"]]
+
+
+def test_backfill_main_runs_each_night_and_stops_on_errors(monkeypatch, capsys):
+    from arcray.deploy import backfill
+
+    ran = []
+    codes = {"60300": 1, "60301": 0, "60302": 4, "60303": 0}  # a red night, then a cluster error
+
+    real_run_steps = recurring.run_steps
+
+    def fake_run_steps(steps):
+        return real_run_steps(steps, runner=lambda a: ran.append(a[4]) or codes[a[4]])
+
+    monkeypatch.setattr(backfill.recurring, "run_steps", fake_run_steps)
+    assert backfill.main(["--root", "/d", "--mjd-min", "60300", "--mjd-max", "60303",
+                          "--", "--base-url", "http://x"]) == 4
+    assert ran == ["60300", "60301", "60302"]
+    assert backfill.main(["--root", "/d", "--mjd-min", "60300"]) == 2
+    assert "arcray: error: give both" in capsys.readouterr().err

@@ -141,15 +141,45 @@ spec:
     {{- include "arcray.volumes" .root | nindent 4 }}
 {{- end }}
 
-{{/* A RayJob spec running `entrypoint` on its own cluster. dict: root, entrypoint, gpu, deadline */}}
+{{/* Lifecycle of a finished RayJob (see jobs.cleanup). KubeRay v1.7 refuses deletionRules together
+     with shutdownAfterJobFinishes or a global ttlSecondsAfterFinished, so the two modes are
+     exclusive; within one condition the rules' TTLs grow (cluster first, then the RayJob).
+     dict: root, deleteSelf (bool: a scheduled run may delete itself; Helm-owned RayJobs may not) */}}
+{{- define "arcray.rayJobLifecycle" -}}
+{{- $j := .root.Values.jobs -}}
+{{- if eq $j.cleanup "shutdown" }}
+shutdownAfterJobFinishes: true
+ttlSecondsAfterFinished: {{ $j.ttlSecondsAfterFinished }}
+{{- else }}
+{{- if and .deleteSelf (gt (int $j.deleteJobAfterSeconds) 0) (lt (int $j.deleteJobAfterSeconds) (int $j.ttlSecondsAfterFinished)) }}
+{{- fail "jobs.deleteJobAfterSeconds must be 0 or at least jobs.ttlSecondsAfterFinished" }}
+{{- end }}
+deletionStrategy:
+  deletionRules:
+    {{- range $cond := list (dict "jobStatus" "SUCCEEDED") (dict "jobStatus" "FAILED") (dict "jobDeploymentStatus" "Failed") }}
+    - policy: DeleteCluster
+      condition:
+        {{- toYaml $cond | nindent 8 }}
+        ttlSeconds: {{ $j.ttlSecondsAfterFinished }}
+    {{- if and $.deleteSelf (gt (int $j.deleteJobAfterSeconds) 0) }}
+    - policy: DeleteSelf
+      condition:
+        {{- toYaml $cond | nindent 8 }}
+        ttlSeconds: {{ $j.deleteJobAfterSeconds }}
+    {{- end }}
+    {{- end }}
+{{- end }}
+{{- end }}
+
+{{/* A RayJob spec running `entrypoint` on its own cluster.
+     dict: root, entrypoint, gpu, deadline, backoff, deleteSelf */}}
 {{- define "arcray.rayJobSpec" -}}
 {{- $v := .root.Values -}}
 entrypoint: {{ .entrypoint | quote }}
 submissionMode: K8sJobMode
-shutdownAfterJobFinishes: true
-ttlSecondsAfterFinished: {{ $v.jobs.ttlSecondsAfterFinished }}
 activeDeadlineSeconds: {{ .deadline }}
-backoffLimit: 0
+backoffLimit: {{ .backoff }}
+{{- include "arcray.rayJobLifecycle" (dict "root" .root "deleteSelf" .deleteSelf) }}
 submitterConfig:
   backoffLimit: 2
 submitterPodTemplate:
@@ -201,10 +231,26 @@ rayClusterSpec:
     {{- end }}
 {{- end }}
 
-{{/* Entrypoint of a scheduled run. dict: root, window, cfg (nightly/backfill values) */}}
-{{- define "arcray.recurringEntrypoint" -}}
-{{- $parts := list "python -m arcray.deploy.recurring" .window "--root" (.root.Values.storage.root | squote) }}
-{{- if eq .window "backfill" }}{{ $parts = append $parts (printf "--backfill-months %d" (int .cfg.months)) }}{{ end }}
-{{- range .cfg.steps }}{{ $parts = append $parts (printf "--step %s" (squote .)) }}{{ end }}
+{{/* Entrypoint of a scheduled run. dict: root, window ("nightly" | "backfill"), cfg (its values).
+     nightly:  python /app/jobs/night.py --root ROOT --yesterday ARGS
+     backfill: python -m arcray.deploy.backfill --root ROOT (--months N | --mjd-min A --mjd-max B) -- ARGS */}}
+{{- define "arcray.scheduledEntrypoint" -}}
+{{- $root := .root.Values.storage.root | squote }}
+{{- if eq .window "nightly" }}
+{{- $parts := list "python /app/jobs/night.py --root" $root "--yesterday" }}
+{{- with .cfg.args }}{{ $parts = append $parts . }}{{ end }}
 {{- join " " $parts }}
+{{- else }}
+{{- $parts := list "python -m arcray.deploy.backfill --root" $root }}
+{{- $lo := int (default 0 .cfg.mjdMin) }}{{ $hi := int (default 0 .cfg.mjdMax) }}
+{{- if or $lo $hi }}
+{{- if not (and $lo $hi) }}{{ fail "backfill.mjdMin and backfill.mjdMax are set together" }}{{ end }}
+{{- if lt $hi $lo }}{{ fail "backfill.mjdMax is before backfill.mjdMin" }}{{ end }}
+{{- $parts = append $parts (printf "--mjd-min %d --mjd-max %d" $lo $hi) }}
+{{- else }}
+{{- $parts = append $parts (printf "--months %d" (int .cfg.months)) }}
+{{- end }}
+{{- with .cfg.args }}{{ $parts = append $parts (printf "-- %s" .) }}{{ end }}
+{{- join " " $parts }}
+{{- end }}
 {{- end }}
