@@ -23,7 +23,7 @@ NOT_STAGES = {"demo", "sim render", "sim serve", "submit", "jobs list", "jobs st
 # Where --out (a destination other than the pipeline root) makes sense.
 OUT_COMMANDS = {"demo", "sim render", "train", "tune"}
 # Stages whose items can fail one by one (they return failure counts): they take --max-failures.
-PER_ITEM = {"scrape", "download", "calibrate", "measure", "train", "tune", "demo"}
+PER_ITEM = {"scrape", "download", "calibrate", "measure", "night", "train", "tune", "demo"}
 DASHBOARD_COMMANDS = {"submit", "jobs list", "jobs status", "jobs logs", "jobs stop"}
 OTHER_PARALLELISM = {"--actors", "--threads", "--jobs", "--procs", "--processes", "--concurrency", "--parallel",
                      "--num-workers", "--n-workers"}

@@ -4,7 +4,8 @@ table and an output path, writes a PNG through ``figures.save_png`` and returns 
 - ``field_quiver``: the fitted displacement field of a few frames over the detector (arrows
   scaled up), with and without its global shift, and the per-quadrant widths beside it;
 - ``terms_over_time``: the affine terms and the width over the nights, per camera;
-- ``terms_vs_temperature``: the same against the spectrograph temperature.
+- ``terms_vs_temperature``: the same against the spectrograph temperature;
+- ``night_trends``: the QA quantities per night against the limits, one night highlighted.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from arcray.optics import TERMS_S, TERMS_X, TERMS_Y
 
 AFFINE = ("a0", "a1", "a2", "b0", "b1", "b2", "s0")
 TEMPERATURE = ("MC1TEMDN", "B2CAMT", "R2CAMT")  # spectrograph temperature by observatory, C
+FIELD_TREND = ("a0", "b0", "s0")
 
 
 def _field(row: pd.Series, prefix: str = "") -> optics.Field:
@@ -102,5 +104,56 @@ def _terms_against(df: pd.DataFrame, path: str, xlabel: str, xof, title: str) ->
         ax.set_xlabel(xlabel)
     if title:
         fig.suptitle(title)
+    fig.tight_layout()
+    return save_png(fig, path)
+
+
+def night_trends(df: pd.DataFrame, mjd: int, path: str, limits=None, *,
+                 terms=("WSIGMA", "NLAMPS", "BESTCORR", "w_shift", "XSIGMA", "NGOODFIBER", "a0", "b0", "s0")) -> str:
+    """Per camera, each quantity's per-night median over the nights in ``df`` (frames as dots), the
+    night ``mjd`` in black, and the green band of the QA limits (``measure.qa.Limits``) shaded.
+    Field terms (a0, b0, s0) leave out frames whose NLAMPS or BESTCORR is red: a field fitted to a
+    frame without the right light would swamp the axis."""
+    from matplotlib.ticker import MaxNLocator
+
+    plt = pyplot()
+    bad = np.zeros(len(df), bool)
+    for q in ("NLAMPS_status", "BESTCORR_status"):
+        if q in df:
+            bad |= (df[q] == "red").to_numpy()
+    terms = [t for t in terms if t in df and df[t].notna().any()]
+    ncol = 4
+    nrow = max(1, -(-len(terms) // ncol))
+    fig, axes = plt.subplots(nrow, ncol, figsize=(14, 3.2 * nrow), squeeze=False)
+    for ax, term in zip(axes.flat, terms):
+        sel = df[term].notna().to_numpy() & ~(bad if term in FIELD_TREND else np.zeros(len(df), bool))
+        for i, (cam, d) in enumerate(df[sel].groupby("camera")):
+            med = d.groupby("mjd")[term].median()
+            ax.plot(d["mjd"], d[term], ".", ms=3, alpha=0.35, color=f"C{i}")
+            ax.plot(med.index, med.to_numpy(float), "-o", ms=3, color=f"C{i}", label=str(cam))
+            tonight = d[d["mjd"] == mjd]
+            ax.plot(tonight["mjd"], tonight[term], "k.", ms=5)
+            rule = None
+            if limits is not None:
+                for flavor in ("arc", "flat"):
+                    rule = rule or limits.for_frame(str(cam), flavor).get(term)
+            if rule is not None:
+                lo, hi = (v if np.isfinite(v) else np.nan for v in rule.green)
+                if np.isfinite(lo) and np.isfinite(hi):
+                    ax.axhspan(lo, hi, color=f"C{i}", alpha=0.06)
+                else:
+                    for v in (lo, hi):
+                        if np.isfinite(v):
+                            ax.axhline(v, color=f"C{i}", ls=":", lw=1)
+        ax.set_title(term, fontsize=9)
+        ax.grid(alpha=0.3)
+        ax.set_xlabel("MJD")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True, nbins=5))
+        ax.ticklabel_format(axis="x", useOffset=False, style="plain")
+    for ax in list(axes.flat)[len(terms):]:
+        ax.axis("off")
+    if terms:
+        axes.flat[0].legend(fontsize=8)
+    fig.suptitle(f"QA quantities per night up to {mjd}")
     fig.tight_layout()
     return save_png(fig, path)

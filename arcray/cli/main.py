@@ -20,6 +20,7 @@ STAGE_MODULES = (
     "arcray.cli.download",
     "arcray.cli.calibrate",
     "arcray.cli.measure",
+    "arcray.cli.night",
     "arcray.cli.train",
     "arcray.cli.analysis",
     "arcray.cli.demo",
