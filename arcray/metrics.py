@@ -86,14 +86,16 @@ def _metric(m: Metric):
 
 def record_flags(reason_counts: Mapping[str, int], *, camera: str = "all") -> None:
     """Add ``{reason: n}`` flagged frames of ``camera`` to ``arcray_flags``; zero counts skipped."""
+    counts = {str(reason): int(n) for reason, n in reason_counts.items()}
+    negative = {r: n for r, n in counts.items() if n < 0}
+    if negative:
+        raise ValueError(f"negative flag counts: {negative}")
     if not _ray_connected():
         return
     counter = _metric(FLAGS)
-    for reason, n in reason_counts.items():
-        if int(n) < 0:
-            raise ValueError(f"flag count for {reason!r} is negative: {n}")
+    for reason, n in counts.items():
         if n:
-            counter.inc(int(n), tags={"reason": str(reason), "camera": str(camera)})
+            counter.inc(n, tags={"reason": reason, "camera": str(camera)})
 
 
 def record_arcs_needed(camera: str, n: int) -> None:
