@@ -1,6 +1,8 @@
 """Recurring ingestion: run a list of arcray stage commands for "last night" or "last months".
 
-The scheduled Ray jobs of the Helm chart (RayCronJob or CronJob -> RayJob) run::
+The Helm chart's schedules now run ``arcray night`` (``jobs/night.py --yesterday``, and
+``arcray.deploy.backfill`` per night of a range, which uses ``context`` and ``run_steps`` below).
+This driver remains for custom step lists, e.g. a RayJob of your own running::
 
     python -m arcray.deploy.recurring nightly --root /data/arcray \\
         --step "scrape --root {root} --months {month}" \\
