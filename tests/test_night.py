@@ -22,7 +22,7 @@ ARTIFACTS = os.environ.get("ARCRAY_TEST_ARTIFACTS", os.path.join(os.path.dirname
 
 
 def test_yesterday_is_the_last_night_that_has_ended_at_apo():
-    # 2024-01-18 15:00 UTC: the night of MJD 60327 (evening of Jan 17 local) is over
+    # 2024-01-18 15:00 UTC: the night of MJD 60327 (evening of Jan 17 local) is over (14:24 UTC)
     assert yesterday_mjd(datetime(2024, 1, 18, 15, 0, tzinfo=timezone.utc)) == 60327
     # 2024-01-18 06:00 UTC: that night is still going on; the last ended night is 60326
     assert yesterday_mjd(datetime(2024, 1, 18, 6, 0, tzinfo=timezone.utc)) == 60326

@@ -20,9 +20,11 @@ def night_cmd(
     skip_ingest: Annotated[bool, typer.Option(
         "--skip-ingest", help="Start from frames already downloaded under ROOT/raw/ (no archive needed).")] = False,
     base_url: Annotated[Optional[str], typer.Option(
-        "--base-url", help="Archive host root serving the Mailman archive and the SAS (as `arcray scrape` and "
-                           "`arcray download` take it); credentials from ARCRAY_MAILMAN_* / ARCRAY_SAS_* "
-                           "variables, their _PASSWORD_FILE, or ~/.netrc.")] = None,
+        "--base-url", help="SAS host root, as `arcray download` takes it (https://data.sdss5.org); credentials "
+                           "from ARCRAY_SAS_* / ARCRAY_MAILMAN_* variables, their _PASSWORD_FILE, or ~/.netrc.")] = None,
+    archive_url: Annotated[Optional[str], typer.Option(
+        "--archive-url", help="Mailman host of the observing log, as `arcray scrape --base-url` takes it "
+                              "(https://mailman.sdss.org; default: --base-url).")] = None,
     cameras: Cameras = None,
     workers: Annotated[int, workers_option("calibration actors (1 CPU each)")] = 2,
     trend_nights: Annotated[int, typer.Option(
@@ -43,12 +45,13 @@ def night_cmd(
         if not base_url:
             raise ConfigError("--base-url is needed to fetch the night (or --skip-ingest to use ROOT/raw/)")
         from arcray.credentials import resolve
-        from arcray.ingest.mailman_client import archive_url
+        from arcray.ingest.mailman_client import archive_url as mailman_archive
         from arcray.pipeline.download import DownloadConfig
 
         sas_root = DownloadConfig(base_url=base_url).sas_root
-        ingest = IngestOptions(base_url=base_url, mailman=resolve("mailman", archive_url(base_url)),
-                               sas=resolve("sas", sas_root))
+        mailman = archive_url or base_url
+        ingest = IngestOptions(base_url=base_url, archive_url=mailman,
+                               mailman=resolve("mailman", mailman_archive(mailman)), sas=resolve("sas", sas_root))
     summary, stages = run_night(root, night, ingest=ingest, cameras=cameras, workers=workers, address=address,
                                 trend_nights=trend_nights, echo=typer.echo)
     for action in summary.actions:

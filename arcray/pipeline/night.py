@@ -27,23 +27,12 @@ from arcray.errors import InputError
 from arcray.paths import Layout
 from arcray.stages import StageSummary
 
-# At APO the night of SDSS MJD N starts in the local evening before, i.e. about MJD N + 0.04 (01:00
-# UTC on the UTC date of MJD N), and is over by 13:00 UTC, MJD N + 0.55: when the cron job may run.
-NIGHT_OVER_UTC_D = 0.55
-
-
-def mjd_now(now: datetime | None = None) -> float:
-    now = now or datetime.now(timezone.utc)
-    epoch = datetime(1858, 11, 17, tzinfo=timezone.utc)
-    return (now - epoch).total_seconds() / 86400.0
-
-
 def yesterday_mjd(now: datetime | None = None) -> int:
-    """The SDSS MJD of the last night that has ended at APO at ``now`` (UTC): the largest N with
-    N + ``NIGHT_OVER_UTC_D`` <= MJD(now)."""
-    import math
+    """The SDSS MJD of the last night that has ended at APO at ``now`` (UTC; default: now): the one
+    rule the scheduled jobs use too (``arcray.deploy.recurring.last_finished_night``)."""
+    from arcray.deploy.recurring import last_finished_night
 
-    return int(math.floor(mjd_now(now) - NIGHT_OVER_UTC_D))
+    return last_finished_night(now or datetime.now(timezone.utc))
 
 
 @dataclass(frozen=True)
@@ -80,7 +69,8 @@ def night_raw_dirs(layout: Layout, mjd: int) -> list[str]:
 class IngestOptions:
     """What step 1 needs: the archive's base URL and the two services' credentials."""
 
-    base_url: str
+    base_url: str  # the SAS host (or its /sas/ root)
+    archive_url: str  # the Mailman host (or the list's archive URL)
     mailman: object  # Credentials
     sas: object  # Credentials
     download_workers: int = 4
@@ -93,7 +83,7 @@ def _ingest(layout: Layout, mjd: int, ingest: IngestOptions, cameras, run: Calla
     from arcray.report.night import mjd_date
 
     evening = mjd_date(mjd - 1)
-    run("scrape", scrape, ingest.base_url, layout.root, months_of(evening, 1), ingest.mailman)
+    run("scrape", scrape, ingest.archive_url, layout.root, months_of(evening, 1), ingest.mailman)
     cfg = DownloadConfig(base_url=ingest.base_url, flavors=("arc", "flat"), cameras=cameras, mjd_min=mjd,
                          mjd_max=mjd, actors=ingest.download_workers)
     run("download", run_download, layout, cfg, ingest.sas)
