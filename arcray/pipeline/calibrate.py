@@ -30,6 +30,7 @@ them and the caller's ``--max-failures`` decides (``arcray.stages``).
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import time
@@ -353,20 +354,35 @@ def _run(paths: list[str], layout: Layout, config: CalibConfig, *, workers, prog
         flavor, mjd = next(iter(places))
         return layout.calibrated_frame(key[1], flavor, mjd, key[2])
 
-    ensure_ray(address)
-    ctx = ray.data.DataContext.get_current()
-    ctx.enable_progress_bars = False
-    workers = max(1, min(workers, len(paths)))
-    ds = ray.data.from_items([{"path": p, "previous": previous(p)} for p in paths],
-                             override_num_blocks=min(len(paths), 1000))
-    ds = ds.map_batches(CalibrateActor, fn_constructor_kwargs={
-                            "root": layout.root, "config_json": config.to_json_dict(),
-                            "measure_json": None if measure is None else measure.to_json_dict()},
-                        batch_size=1, num_cpus=1, compute=ray.data.ActorPoolStrategy(size=workers))
+    # Frames whose outputs are up to date are settled here, on the driver (reading two Parquet
+    # footers each), so a rerun over calibrated frames starts no actor pool, or no Ray at all.
+    reused, todo = [], []
+    for p in paths:
+        prev = previous(p)
+        try:
+            fresh = bool(prev) and _reuse(prev, source_stat(p), layout, config, measure) is not None
+        except OSError:
+            fresh = False
+        if fresh:
+            reused.append(calibrate_file(p, layout, config, measure, previous=prev))
+        else:
+            todo.append({"path": p, "previous": prev})
+    rows = iter(reused)
+    if todo:
+        ensure_ray(address)
+        ctx = ray.data.DataContext.get_current()
+        ctx.enable_progress_bars = False
+        workers = max(1, min(workers, len(todo)))
+        ds = ray.data.from_items(todo, override_num_blocks=min(len(todo), 1000))
+        ds = ds.map_batches(CalibrateActor, fn_constructor_kwargs={
+                                "root": layout.root, "config_json": config.to_json_dict(),
+                                "measure_json": None if measure is None else measure.to_json_dict()},
+                            batch_size=1, num_cpus=1, compute=ray.data.ActorPoolStrategy(size=workers))
+        rows = itertools.chain(reused, ds.iter_rows())
     failed: list[dict] = []
     counts = {"ok": 0, "skipped": 0}
     qa: dict[str, int] = {}
-    for row in ds.iter_rows():
+    for row in rows:
         key = _row_key(row)
         places = calibrated.get(key, set()) | measured.get(key, set())
         if row["status"] == "failed":
