@@ -23,6 +23,7 @@ Tree under the root::
     analysis/flagged.parquet                            latent study figures and tables
     regress/predictions/camera=<cam>/{latents,frames}.parquet  predicted latents, decoded frames
     regress/{scores,floors,state_errors}.parquet        scores, truth floors, state errors
+    predict/predictions/mjd=<mjd>.{parquet,fits}, predict/scores.parquet   predicted state per exposure
     report/index.html, report/fig/<name>.png            the static report
 
 Every method returns one name; nothing else in arcray builds a path below the root, and no reader
@@ -257,6 +258,24 @@ class Layout:
     def state_errors(self) -> str:
         """Errors against the simulator's true state (``arcray regress --truth``)."""
         return self._p("regress", "state_errors.parquet")
+
+    # -- predict --------------------------------------------------------------------------
+    @property
+    def predict(self) -> str:
+        return self._p("predict")
+
+    def predictions_night(self, mjd: int) -> str:
+        """Every exposure of one night predicted by every predictor (``arcray predict``)."""
+        return self._p("predict", "predictions", f"mjd={int(mjd)}.parquet")
+
+    def predictions_night_fits(self, mjd: int) -> str:
+        """The same table as a FITS binary table."""
+        return self._p("predict", "predictions", f"mjd={int(mjd)}.fits")
+
+    @property
+    def predict_scores(self) -> str:
+        """Each predicted night scored against its measured arcs (one row per night, camera, predictor)."""
+        return self._p("predict", "scores.parquet")
 
     # -- report ---------------------------------------------------------------------------
     @property

@@ -20,6 +20,7 @@ STAGE_MODULES = (
     "arcray.cli.download",
     "arcray.cli.calibrate",
     "arcray.cli.measure",
+    "arcray.cli.predict",
     "arcray.cli.night",
     "arcray.cli.train",
     "arcray.cli.analysis",

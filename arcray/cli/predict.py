@@ -1,0 +1,34 @@
+"""`arcray predict`: every exposure of a night's calibration state and whether it needs an arc."""
+
+from __future__ import annotations
+
+from typing import Annotated, Optional
+
+import typer
+
+from arcray.cli.apps import app
+from arcray.cli.options import Cameras, Progress, Root, ints
+
+
+@app.command("predict")
+def predict_cmd(
+    root: Root,
+    mjd: Annotated[Optional[int], typer.Option("--mjd", help="Night (MJD) to predict, every exposure of it.")] = None,
+    exposures: Annotated[Optional[str], typer.Option(
+        "--exposures", help="Comma-separated exposure numbers: their nights are predicted, and the summary "
+                            "counts these exposures.")] = None,
+    tolerance: Annotated[float, typer.Option(
+        "--tolerance", help="px: an arc is needed when the 90 % bound of the predicted RMS line error exceeds it.")] = 0.2,
+    cameras: Cameras = None,
+    progress: Progress = None,
+) -> None:
+    """Predict the measured field (12 terms) of every exposure of a night from its header values and
+    the night's earlier arcs, with models fitted on the other nights; write ROOT/predict/predictions/
+    mjd=<MJD>.{parquet,fits} and ROOT/predict/scores.parquet (needs `arcray measure` first)."""
+    from arcray.pipeline.predict import run_predict
+    from arcray.progress import progress_bar
+
+    exps = ints(exposures, "--exposures") if exposures else None
+    with progress_bar("predict", None, unit="camera-nights", enabled=progress) as advance:
+        summary = run_predict(root, mjd=mjd, exposures=exps, cameras=cameras, tolerance=tolerance, progress=advance)
+    typer.echo(summary.line())

@@ -1,0 +1,175 @@
+"""`arcray predict`: the calibration state of every exposure of a night, without its arcs' pixels.
+
+``run_predict`` (no Ray: a few hundred arcs fit in a second per model on one core):
+
+1. reads every frame's measured state (``Layout.measured_frames``, written by ``arcray measure``)
+   and the header values of every calibrated exposure, any flavor (the calibrated dataset's
+   metadata columns only; no tensors are read). Without a calibrated dataset the housekeeping
+   columns of the measured table (``pipeline.measure.CONTEXT_COLUMNS``) are the header values;
+2. per camera and requested night, fits ``arcray.predict.fit_night_model`` on every *other* night
+   and predicts every exposure of the night (``predict_night``): each predictor's field, the
+   predicted RMS error, its 90 % bound and ``arc_needed`` (bound > tolerance);
+3. writes per night ``Layout.predictions_night`` (Parquet, sorted, one row per exposure and
+   predictor: a rerun writes the same table), its FITS binary table ``Layout.predictions_night_fits``,
+   and ``Layout.predict_scores``: the night's predictions scored against its measured arcs.
+
+A camera with too few measured arcs on the other nights is a failed item (logged, counted), not a
+dead stage; no measured table at all, a night with no exposures, or an exposure number that is
+nowhere are one-line errors.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterable
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from arcray.analysis.regress import DEFAULT_METADATA
+from arcray.errors import ArcrayError, InputError
+from arcray.io import atomic_write_bytes, atomic_write_parquet, exists, provenance, read_bytes
+from arcray.optics import FIELD_TERMS
+from arcray.paths import Layout
+from arcray.stages import StageSummary
+
+log = logging.getLogger(__name__)
+_STATE_COLUMNS = ["camera", "mjd", "expnum", "flavor", "measured", "status", *FIELD_TERMS]
+_KEYS = ["camera", "mjd", "expnum"]
+
+
+def load_exposures(root: str, cameras: Iterable[str] | None = None) -> pd.DataFrame:
+    """One row per (camera, exposure): header values of every calibrated exposure with, for measured
+    frames, ``measured``, ``status`` and the fitted field (module docstring, step 1)."""
+    import pyarrow.parquet as pq
+
+    layout = Layout(root)
+    if not exists(layout.measured_frames):
+        raise InputError(f"no measured frames at {layout.measured_frames}: run `arcray measure --root {root}` first")
+    mt = pq.read_table(pa.BufferReader(read_bytes(layout.measured_frames)))
+    measured = mt.to_pandas()
+    head_cols = [c for c in ("date_obs", "is_hartmann", *DEFAULT_METADATA) if c != "mjd"]
+    if exists(layout.calibrated):
+        from arcray.calib.table import open_calibrated
+
+        ds = open_calibrated(layout.calibrated)
+        cols = _KEYS + ["flavor"] + [c for c in head_cols if c in ds.schema.names]
+        header = ds.to_table(columns=cols).to_pandas()
+        state = measured[[c for c in _STATE_COLUMNS if c in measured.columns]].drop(columns=["flavor"])
+        frames = header.merge(state, on=_KEYS, how="outer")
+        frames["flavor"] = frames["flavor"].fillna(frames["expnum"].map(dict(zip(measured["expnum"], measured["flavor"]))))
+    else:
+        log.warning("no calibrated dataset under %s: header values from the measured table only", layout.calibrated)
+        frames = measured[[c for c in measured.columns if c in set(_STATE_COLUMNS) | set(head_cols)]].copy()
+    frames["camera"] = frames["camera"].astype(str)
+    frames["mjd"] = frames["mjd"].astype(int)
+    frames["expnum"] = frames["expnum"].astype(np.int64)
+    if cameras:
+        frames = frames[frames["camera"].isin(set(cameras))]
+    if frames.empty:
+        raise InputError(f"no exposures of cameras {', '.join(cameras or [])} in {root}")
+    return frames.sort_values(_KEYS, kind="stable").reset_index(drop=True)
+
+
+def nights_of(frames: pd.DataFrame, mjd: int | None, exposures: Iterable[int] | None) -> list[int]:
+    """The nights to predict: ``mjd`` and/or the nights of ``exposures`` (``InputError`` for unknown ones)."""
+    nights = set()
+    if mjd is not None:
+        if not (frames["mjd"] == int(mjd)).any():
+            raise InputError(f"no exposures of night {mjd} in the calibrated metadata or the measured table")
+        nights.add(int(mjd))
+    for e in exposures or ():
+        m = frames.loc[frames["expnum"] == int(e), "mjd"]
+        if m.empty:
+            raise InputError(f"exposure {e} is in neither the calibrated metadata nor the measured table")
+        nights.add(int(m.iloc[0]))
+    if not nights:
+        raise InputError("give a night (--mjd) or exposures (--exposures) to predict")
+    return sorted(nights)
+
+
+def _arrow(df: pd.DataFrame) -> pa.Table:
+    t = pa.Table.from_pandas(df, preserve_index=False)
+    unit = {t_: "px" for t_ in (*FIELD_TERMS, "expected_error", "upper90", "tolerance")} | {"hours_since_arc": "h"}
+    fields = [pa.field(f.name, pa.string() if pa.types.is_large_string(f.type) or pa.types.is_string_view(f.type)
+                       else f.type, metadata={"unit": unit.get(f.name, "")}) for f in t.schema]
+    return t.cast(pa.schema(fields))
+
+
+def score_against_measured(preds: pd.DataFrame, frames: pd.DataFrame) -> pd.DataFrame:
+    """The night's predictions scored against its measured, usable arcs (RMS px per camera and predictor)."""
+    from arcray.predict.evaluate import accuracy, attach_errors
+    from arcray.predict.features import usable_arcs
+
+    states = frames[list(FIELD_TERMS)].to_numpy(float)
+    ok = usable_arcs(frames, states)
+    scored = attach_errors(preds, frames.loc[ok, ["camera", "expnum", *FIELD_TERMS]])
+    return accuracy(scored)
+
+
+def run_predict(root: str, *, mjd: int | None = None, exposures: Iterable[int] | None = None,
+                cameras: Iterable[str] | None = None, tolerance: float = 0.2,
+                progress: Callable[..., None] | None = None) -> StageSummary:
+    """Predict the requested nights (module docstring) and write their tables."""
+    from arcray.pipeline.measure import fits_bytes
+    from arcray.predict.night import fit_night_model, predict_night
+
+    t0 = time.perf_counter()
+    if not tolerance > 0:
+        raise InputError(f"--tolerance must be positive (px), got {tolerance}")
+    layout = Layout(root)
+    frames = load_exposures(root, cameras)
+    nights = nights_of(frames, mjd, exposures)
+    n_ok = n_failed = 0
+    notes, outputs, all_scores = [], {}, []
+    for night in nights:
+        parts, failed = [], []
+        for cam in sorted(frames["camera"].unique()):
+            fc = frames[frames["camera"] == cam]
+            if not (fc["mjd"] == night).any():
+                continue
+            try:
+                model = fit_night_model(fc[fc["mjd"] != night], camera=cam)
+            except ArcrayError as exc:
+                log.warning("predict %s night %s: %s", cam, night, exc)
+                failed.append(f"{cam}: {exc}")
+                n_failed += 1
+                continue
+            parts.append(predict_night(model, fc[fc["mjd"] == night], tolerance=tolerance))
+            n_ok += 1
+            if progress is not None:
+                progress(1)
+        if not parts:
+            raise InputError(f"night {night}: no camera could be predicted ({'; '.join(failed)})")
+        preds = pd.concat(parts, ignore_index=True)
+        table = _arrow(preds)
+        prov = provenance(None, ["predict"], night=night, tolerance=tolerance)
+        atomic_write_parquet(layout.predictions_night(night), table, prov)
+        atomic_write_bytes(layout.predictions_night_fits(night), fits_bytes(table))
+        outputs[f"predictions {night}"] = layout.predictions_night(night)
+        scores = score_against_measured(preds, frames[frames["mjd"] == night])
+        scores.insert(0, "mjd", night)
+        all_scores.append(scores)
+        primary = preds[preds["primary"]]
+        if exposures:
+            primary = primary[primary["expnum"].isin([int(e) for e in exposures])]
+        need = int(primary["arc_needed"].fillna(True).sum())
+        notes.append(f"night {night}: {len(primary)} exposures, {need} need an arc at {tolerance:g} px")
+    _merge_scores(layout, pd.concat(all_scores, ignore_index=True), nights)
+    outputs["scores"] = layout.predict_scores
+    return StageSummary(stage="predict", n_ok=n_ok, n_failed=n_failed, seconds=time.perf_counter() - t0,
+                        unit="camera-nights", outputs=outputs, notes=tuple(notes))
+
+
+def _merge_scores(layout: Layout, scores: pd.DataFrame, nights: list[int]) -> None:
+    """Replace the rows of ``nights`` in the scores table (other nights' rows are kept)."""
+    import pyarrow.parquet as pq
+
+    path = layout.predict_scores
+    if exists(path):
+        old = pq.read_table(pa.BufferReader(read_bytes(path))).to_pandas()
+        scores = pd.concat([old[~old["mjd"].isin(nights)], scores], ignore_index=True)
+    scores = scores.sort_values(["mjd", "camera", "predictor", "subset"], kind="stable").reset_index(drop=True)
+    atomic_write_parquet(path, pa.Table.from_pandas(scores, preserve_index=False), provenance(None, ["predict"]))
