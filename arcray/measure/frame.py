@@ -32,6 +32,7 @@ from arcray.measure import flags as F
 from arcray.measure import offsets, qa
 from arcray.measure.config import MeasureConfig
 from arcray.measure.field import ComponentFit, fit_component, fit_displacement, quadrant_medians
+from arcray.measure.gaps import measure_gaps
 from arcray.measure.lines import LineMeasurement, lines_for, measure_lines
 from arcray.measure.reference import ReferenceArc, fit_kwargs, reference_fit
 from arcray.measure.schema import FRAME_SCHEMA
@@ -113,6 +114,7 @@ def _arc_shift(source: PixelSource, camera: str, config: MeasureConfig) -> tuple
 def _measure_arc(source, camera, row, config, reference, rn) -> FrameMeasurement:
     dx, dy, spec = _arc_shift(source, camera, config)
     row.update(shift_x=dx, shift_y=dy)
+    row.update(measure_gaps(source, camera, dx))
     row["BESTCORR"] = _none(offsets.bestcorr(spec, camera, config.max_shift_px, config.bestcorr_fwhm_px,
                                              config.bestcorr_cap_e))
     lm = measure_lines(source, camera, config, (dx, dy), rn)
@@ -198,6 +200,7 @@ def _measure_flat(source, camera, row, config: MeasureConfig, rn) -> FrameMeasur
     h = optics.detector_size(camera)[0]
     dx, _ = offsets.x_offset(source, camera, [h / 4, h / 2, 3 * h / 4], config.max_shift_px, 8)
     row["shift_x"] = dx
+    row.update(measure_gaps(source, camera, dx))
     tm = measure_traces(source, camera, config, dx, rn)
     ok = tm.flags == 0
     yy = np.broadcast_to(tm.rows[None, :].astype(float), tm.x_nom.shape)

@@ -109,6 +109,11 @@ FRAME_SCHEMA = pa.schema(_KEYS + [
     _f("n_fibers_used", pa.int32(), "", "fibers with at least one used line or trace point"),
     _f("n_points_used", pa.int32(), "", "used (fiber, line) or (fiber, row) points"),
     _f("n_saturated", pa.int32(), "", "(fiber, line) points not measured because saturated"),
+    *[_f(f"gap_bkg_Q{q}", pa.float64(), "e-/px", f"median background between fiber bundles, quadrant {q} "
+         "(arcray.measure.gaps)") for q in range(4)],
+    *[_f(f"gap_noise_Q{q}", pa.float64(), "e-/px", f"robust pixel noise between fiber bundles, quadrant {q}")
+      for q in range(4)],
+    _f("gap_bkg_max", pa.float64(), "e-/px", "largest background stamp between fiber bundles"),
     _f("trace_shift", pa.float64(), "px", "median x minus nominal of the used points"),
     *[_f(f"{q}_status", pa.string(), "", f"traffic light of {q} (null: not judged)")
       for q in ("WSIGMA", "XSIGMA", "NLAMPS", "BESTCORR", "WAVEMID", "NGOODFIBER")],
