@@ -119,3 +119,18 @@ def test_bad_references_are_one_line_errors(measured, capsys):
         main(["measure", "--root", layout.root + "-empty"])
     err = capsys.readouterr().err.strip().splitlines()
     assert ei.value.code == 2 and "run `arcray calibrate` first" in err[0]
+
+
+def test_a_pass_over_one_camera_or_night_keeps_every_other_row(measured):
+    from arcray.pipeline.measure import run_measure
+
+    layout, _, _, _ = measured
+    before = pq.read_table(layout.measured_frames)
+    mjd = int(before.column("mjd")[0].as_py())
+    assert run_measure(layout.root, cameras=["b1"]).n_ok == 4  # 2 arcs, 2 flats
+    assert pq.read_table(layout.measured_frames).equals(before)
+    from arcray.errors import InputError
+
+    with pytest.raises(InputError):
+        run_measure(layout.root, mjds=[mjd + 1000])  # a night without measured frames
+    assert pq.read_table(layout.measured_frames).equals(before)

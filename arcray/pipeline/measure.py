@@ -31,7 +31,7 @@ import numpy as np
 import pyarrow as pa
 
 from arcray.errors import InputError
-from arcray.io import atomic_write_bytes, atomic_write_parquet, exists, list_files, provenance
+from arcray.io import atomic_write_bytes, atomic_write_parquet, exists, list_files, provenance, read_bytes
 from arcray.measure.calibrated import FAILED_PREFIX
 from arcray.measure.config import MeasureConfig
 from arcray.measure.reference import ReferenceArc, choose_reference, reference_fit
@@ -136,6 +136,17 @@ def frames_table(rows: list[dict[str, Any]], context: Mapping[tuple[str, int, in
     return table
 
 
+def _same_schema(layout: Layout) -> bool:
+    """True when the existing night table (if any) has this version's columns (a partial pass can
+    then keep its other rows; otherwise every night is redone, so no row is lost or half-filled)."""
+    import pyarrow.parquet as pq
+
+    if not exists(layout.measured_frames):
+        return True
+    names = pq.read_schema(pa.BufferReader(read_bytes(layout.measured_frames))).names
+    return names == [f.name for f in FRAME_SCHEMA] + list(CONTEXT_COLUMNS)
+
+
 def _merged(layout: Layout, table: pa.Table, cameras, mjds) -> pa.Table:
     """With a selection (``cameras`` / ``mjds``), the rows of the existing table outside it are kept,
     so a night's pass (``arcray night``) updates its own rows only; sorted as ``frames_table``."""
@@ -147,8 +158,6 @@ def _merged(layout: Layout, table: pa.Table, cameras, mjds) -> pa.Table:
     if not (cameras or mjds) or not exists(layout.measured_frames):
         return table
     old = pq.read_table(pa.BufferReader(read_bytes(layout.measured_frames)))
-    if old.schema.remove_metadata() != table.schema.remove_metadata():
-        return table  # written by another version of arcray: the selection alone, rebuilt in full later
     mask = pa.array([True] * old.num_rows)
     if cameras:
         mask = pc.and_(mask, pc.is_in(old.column("camera"), pa.array(list(cameras))))
@@ -197,6 +206,9 @@ def run_measure(root: str, *, cameras: Iterable[str] | None = None, mjds: Iterab
     t0 = time.perf_counter()
     config = config or MeasureConfig()
     layout = Layout(root)
+    if (cameras or mjds) and not _same_schema(layout):
+        log.info("%s was written with other columns: rebuilding it for every night", layout.measured_frames)
+        cameras = mjds = None
     rows = _read_rows(layout, cameras, mjds)
     if not rows:
         raise InputError(f"no measured frames under {layout.measured_rows}: run `arcray calibrate` first "
