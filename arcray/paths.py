@@ -308,6 +308,10 @@ class Layout:
         """A figure of one night's page, linked from it as ``<name>``."""
         return self._p("night", str(int(mjd)), name)
 
+    def night_flags(self, mjd: int) -> str:
+        """Every calibration frame of the night with its flag (cause), detail and action."""
+        return self._p("night", str(int(mjd)), "flags.parquet")
+
     def night_summary(self, mjd: int) -> str:
         """The night's verdict per camera and its actionable lines (JSON), read by the index."""
         return self._p("night", str(int(mjd)), "night.json")

@@ -36,9 +36,22 @@ def test_verdict_is_the_worst_light_per_camera_with_an_action_per_red_frame():
     v = night_verdict(night)
     assert v["cameras"] == {"b1": "red", "r1": "yellow"}
     assert v["actions"] == ["b1 00000002: NLAMPS=9 red — retake the arc"]
-    flags = pd.DataFrame({"camera": ["b1"], "expnum": [2], "flag": ["lamp_out"],
-                          "action": ["b1 00000002: HgCd lines missing — retake the arc"]})
-    assert night_verdict(night, flags)["actions"] == ["b1 00000002: HgCd lines missing — retake the arc"]
+    flags = pd.DataFrame({"camera": ["b1", "r1"], "expnum": [2, 1], "flavor": "arc", "flag": ["lamp_out", "focus"],
+                          "flag_detail": ["", ""],
+                          "flag_action": ["b1 00000002 arc: HgCd lines missing — retake the arc",
+                                          "r1 00000001 arc: focus off — retake the arc"]})
+    v = night_verdict(night, flags)
+    assert v["actions"] == ["r1 00000001 arc: focus off — retake the arc",  # in exposure order
+                            "b1 00000002 arc: HgCd lines missing — retake the arc"]
+    assert v["cameras"] == {"b1": "red", "r1": "red"} and v["flags"] == {"focus": 1, "lamp_out": 1}
+    preds = pd.DataFrame({"camera": "b1", "expnum": [1, 2, 3], "flavor": "science", "primary": True,
+                          "predictor": "refarc", "date_obs": pd.to_datetime(["2024-01-18 01:00", "2024-01-18 02:10",
+                                                                            "2024-01-18 03:00"]),
+                          "hours_since_arc": [0.2, 1.4, 2.2], "ref_expnum": 7, "expected_error": [0.05, 0.12, 0.2],
+                          "upper90": [0.1, 0.25, 0.4], "tolerance": 0.2, "arc_needed": [False, True, True]})
+    assert night_verdict(night, None, preds)["actions"][-1] == (
+        "b1: predicted line error passes 0.2 px (90 % bound 0.25 px) at 02:10 UT, 1.4 h after arc 00000007 "
+        "— take an arc")
 
 
 @pytest.fixture(scope="module")
@@ -70,9 +83,12 @@ def test_night_from_downloaded_frames_page_exit_code_and_rerun(night_root, capsy
     red = any(s == "red" for s in summary["cameras"].values())
     assert code == (1 if red else 0), out
     assert set(summary["cameras"]) == {"b1", "r1"} and summary["n_frames"] == 16
+    flags = pd.read_parquet(layout.night_flags(mjd))
+    assert set(flags["flag"].dropna()) <= {"clean", "no_light", "lamp_out", "amp_noisy", "scattered_light", "focus",
+                                           "overexposed", "unknown"} and flags["flag"].notna().sum() == 8
     assert out.strip().splitlines()[-1].startswith(f"night {mjd}: b1 ")
     page = open(layout.night_page(mjd)).read()
-    for section in ("actions", "exposures", "trends", "quadrants"):
+    for section in ("actions", "flags", "predictions", "exposures", "trends", "quadrants"):
         assert f"id='{section}'" in page
     for action in summary["actions"]:
         assert action.split(":")[0] in page

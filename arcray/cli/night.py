@@ -29,6 +29,8 @@ def night_cmd(
     workers: Annotated[int, workers_option("calibration actors (1 CPU each)")] = 2,
     trend_nights: Annotated[int, typer.Option(
         "--trend-nights", min=1, help="Nights shown in the page's trends.")] = 14,
+    tolerance: Annotated[float, typer.Option(
+        "--tolerance", min=0.001, help="RMS line error (px) above which a predicted exposure needs an arc.")] = 0.2,
     max_failures: MaxFailuresOpt = None,
     address: RayAddress = None,
 ) -> None:
@@ -53,7 +55,7 @@ def night_cmd(
         ingest = IngestOptions(base_url=base_url, archive_url=mailman,
                                mailman=resolve("mailman", mailman_archive(mailman)), sas=resolve("sas", sas_root))
     summary, stages = run_night(root, night, ingest=ingest, cameras=cameras, workers=workers, address=address,
-                                trend_nights=trend_nights, echo=typer.echo)
+                                trend_nights=trend_nights, tolerance=tolerance, echo=typer.echo)
     for action in summary.actions:
         typer.echo(f"  {action}")
     typer.echo(summary.line())

@@ -8,8 +8,12 @@ For night ``mjd`` (SDSS MJD; ``yesterday_mjd()`` is the last night that has ende
    frames already calibrated from the same bytes and config are reused, so a rerun does nothing);
 3. the night pass of the measurements for that night only (``run_measure(mjds=[mjd])``: the
    reference-arc fits; the other nights' rows of the table are kept);
-4. judge every frame (``night_verdict``: the worst traffic light per camera, the actionable lines)
-   and write the night's page and the calendar of nights (``arcray.report.night``).
+4. flag every calibration frame with its cause against the earlier nights (``judge_night``:
+   ``measure.flags_reasons``), and predict every exposure's state from the other nights
+   (``run_predict``; skipped, with a line, while there are too few nights);
+5. the verdict (``night_verdict``: per camera the worst traffic light, red for a flagged frame; the
+   actionable lines) and the night's page and the calendar of nights (``arcray.report.night``);
+   flags by reason and arcs needed are recorded as Ray metrics (``arcray.metrics``).
 
 The registered models are reused, never retrained. Exit code of the command: 0 when no camera is
 red, 1 when one is (``NightSummary.red``), so a cron job's status shows a bad night.
@@ -89,8 +93,55 @@ def _ingest(layout: Layout, mjd: int, ingest: IngestOptions, cameras, run: Calla
     run("download", run_download, layout, cfg, ingest.sas)
 
 
+def judge_night(layout: Layout, frames, mjd: int):
+    """Every calibration frame of the night flagged with its cause (``measure.flags_reasons``),
+    against the EARLIER nights as reference (all other nights when there is no earlier one);
+    written to ``Layout.night_flags(mjd)``."""
+    import pyarrow as pa
+
+    from arcray.io import atomic_write_parquet, provenance
+    from arcray.measure.flags_reasons import judge_frames
+
+    night = frames[frames["mjd"] == int(mjd)]
+    earlier = frames[frames["mjd"] < int(mjd)]
+    flags = judge_frames(night, earlier if len(earlier) else frames[frames["mjd"] != int(mjd)])
+    atomic_write_parquet(layout.night_flags(mjd), pa.Table.from_pandas(flags, preserve_index=False),
+                         provenance(None, ["flags"], night=int(mjd)))
+    return flags
+
+
+def _predict(layout: Layout, mjd: int, cameras, tolerance: float, run: Callable, echo: Callable):
+    """The predicted state of every exposure of the night (``run_predict``), or None (with a line
+    saying why) when it cannot be predicted yet: too few other nights with measured arcs."""
+    import pandas as pd
+
+    from arcray.errors import ArcrayError
+    from arcray.pipeline.predict import run_predict
+
+    try:
+        run("predict", run_predict, layout.root, mjd=mjd, cameras=cameras, tolerance=tolerance)
+    except ArcrayError as exc:
+        echo(f"predict: skipped ({exc})")
+        return None
+    return pd.read_parquet(layout.predictions_night(mjd))
+
+
+def _record_metrics(flags, predictions) -> None:
+    """Flags by reason and arcs needed, per camera, as ``ray.util.metrics`` (``arcray.metrics``:
+    nothing happens outside Ray)."""
+    from arcray.metrics import record_arcs_needed, record_flags
+
+    if flags is not None and len(flags):
+        for cam, d in flags.dropna(subset=["flag"]).groupby("camera"):
+            record_flags(d["flag"].value_counts().to_dict(), camera=str(cam))
+    if predictions is not None and len(predictions):
+        prim = predictions[predictions["primary"]]
+        for cam, d in prim.groupby("camera"):
+            record_arcs_needed(str(cam), int(d["arc_needed"].fillna(True).sum()))
+
+
 def run_night(root: str, mjd: int, *, ingest: IngestOptions | None = None, cameras=None, workers: int = 2,
-              address: str | None = None, trend_nights: int = 14,
+              address: str | None = None, trend_nights: int = 14, tolerance: float = 0.2,
               echo: Callable[[str], None] = lambda line: None) -> tuple[NightSummary, list[StageSummary]]:
     """Run the night (module docstring); returns its summary and every stage's summary (for the
     caller's ``--max-failures``). ``echo`` gets each stage's one line as it ends."""
@@ -127,8 +178,12 @@ def run_night(root: str, mjd: int, *, ingest: IngestOptions | None = None, camer
     if cameras:
         frames = frames[frames["camera"].isin(list(cameras))]
     night = frames[frames["mjd"] == int(mjd)]
-    verdict = night_verdict(night)
-    page = write_night_page(layout, mjd, frames, verdict, trend_nights=trend_nights)
+    flags = judge_night(layout, frames, mjd)
+    predictions = _predict(layout, mjd, cameras, tolerance, run, echo)
+    verdict = night_verdict(night, flags, predictions)
+    _record_metrics(flags, predictions)
+    page = write_night_page(layout, mjd, frames, verdict, trend_nights=trend_nights, flags=flags,
+                            predictions=predictions)
     write_nights_index(layout)
     summary = NightSummary(stage="night", n_ok=int(night["measured"].astype(bool).sum()), unit="frames",
                            seconds=time.perf_counter() - t0, outputs={"page": page, "index": layout.nights_index},

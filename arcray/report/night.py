@@ -48,26 +48,91 @@ def worst(statuses) -> str | None:
     return max(vals, key=ORDER.get) if vals else None
 
 
-def night_verdict(night: pd.DataFrame, flags: pd.DataFrame | None = None) -> dict:
-    """``{"cameras": {cam: worst status}, "actions": [lines], "n_frames": N}`` for one night's
-    measured rows (``Layout.measured_frames``). ``flags`` (optional): per frame ``camera, expnum,
-    flag, action`` from the fault judge; a flagged frame's action replaces the generic QA line."""
+def _flagged(flags: pd.DataFrame | None) -> pd.DataFrame:
+    if flags is None or not len(flags):
+        return pd.DataFrame(columns=["camera", "expnum", "flavor", "flag", "flag_detail", "flag_action"])
+    return flags[flags["flag"].notna() & (flags["flag"] != "clean")]
+
+
+def _primary(predictions: pd.DataFrame | None) -> pd.DataFrame:
+    if predictions is None or not len(predictions):
+        return pd.DataFrame(columns=["camera", "expnum", "flavor", "date_obs", "hours_since_arc", "ref_expnum",
+                                     "expected_error", "upper90", "tolerance", "arc_needed", "predictor"])
+    return predictions[predictions["primary"]].sort_values(["camera", "date_obs", "expnum"])
+
+
+def drift_actions(predictions: pd.DataFrame | None) -> list[str]:
+    """Per camera, the first exposure after an arc whose predicted line error (90 % bound) passes
+    the tolerance: "b1: predicted line error passes 0.2 px at 02:10 UT ... — take an arc"."""
+    out = []
+    for cam, d in _primary(predictions).groupby("camera"):
+        late = d[d["arc_needed"].fillna(False).astype(bool) & d["hours_since_arc"].notna()]
+        if len(late):
+            r = late.iloc[0]
+            when = pd.Timestamp(r["date_obs"]).strftime("%H:%M UT") if pd.notna(r["date_obs"]) else "?"
+            out.append(f"{cam}: predicted line error passes {r['tolerance']:g} px (90 % bound {r['upper90']:.2f} px) "
+                       f"at {when}, {r['hours_since_arc']:.1f} h after arc {int(r['ref_expnum']):08d} — take an arc")
+    return out
+
+
+def night_verdict(night: pd.DataFrame, flags: pd.DataFrame | None = None,
+                  predictions: pd.DataFrame | None = None) -> dict:
+    """``{"cameras": {cam: worst status}, "actions": [lines], "n_frames": N, "flags": {reason: n}}``
+    for one night's measured rows (``Layout.measured_frames``). ``flags``: the fault judge's rows
+    (``measure.flags_reasons.judge_frames``): a flagged frame makes its camera red and its
+    ``flag_action`` replaces the generic QA line; ``predictions``: ``run_predict``'s rows, whose
+    drift lines (``drift_actions``) end the list."""
     measured = night[night["measured"].astype(bool)]
     cams = {str(c): worst(d["status"]) for c, d in measured.groupby("camera")}
+    bad = _flagged(flags)
+    flagged = {(str(r.camera), int(r.expnum)): str(r.flag_action) for r in bad.itertuples()}
+    for cam in bad["camera"].unique():
+        cams[str(cam)] = "red"
     actions: list[str] = []
-    flagged = {}
-    if flags is not None and len(flags):
-        for r in flags.itertuples():
-            if getattr(r, "flag", "clean") not in ("clean", None) and getattr(r, "action", None):
-                flagged[(str(r.camera), int(r.expnum))] = str(r.action)
     for r in measured.sort_values(["expnum", "camera"]).itertuples():
         key = (str(r.camera), int(r.expnum))
         if key in flagged:
             actions.append(flagged.pop(key))
         elif r.status == "red":
             actions.append(f"{r.camera} {int(r.expnum):08d}: {r.status_reasons} — retake the {r.flavor}")
-    actions += list(flagged.values())
-    return {"cameras": cams, "actions": actions, "n_frames": int(len(night))}
+    actions += list(flagged.values()) + drift_actions(predictions)
+    reasons = bad["flag"].value_counts().to_dict() if len(bad) else {}
+    return {"cameras": cams, "actions": actions, "n_frames": int(len(night)),
+            "flags": {str(k): int(v) for k, v in sorted(reasons.items())}}
+
+
+def _flags_html(flags: pd.DataFrame | None) -> str:
+    bad = _flagged(flags)
+    if flags is None:
+        return "<p>Not judged.</p>"
+    judged = int(flags["flag"].notna().sum())
+    if not len(bad):
+        return f"<p>{judged} calibration frames judged: none flagged.</p>"
+    rows = ["<table><tr><th>camera</th><th>exposure</th><th>flavor</th><th>cause</th><th>why</th></tr>"]
+    for r in bad.sort_values(["expnum", "camera"]).itertuples():
+        rows.append(f"<tr><td>{html.escape(str(r.camera))}</td><td>{int(r.expnum)}</td><td>{html.escape(str(r.flavor))}"
+                    f'</td><td style="background:{COLOURS["red"]}">{html.escape(str(r.flag))}</td>'
+                    f'<td style="text-align:left">{html.escape(str(r.flag_detail))}</td></tr>')
+    return f"<p>{judged} calibration frames judged, {len(bad)} flagged.</p>" + "\n".join(rows) + "</table>"
+
+
+def _predictions_html(predictions: pd.DataFrame | None) -> str:
+    prim = _primary(predictions)
+    if predictions is None:
+        return "<p>Not predicted: too few other nights with measured arcs (see the run's output).</p>"
+    rows = ["<table><tr><th>camera</th><th>exposure</th><th>flavor</th><th>UT</th><th>h since arc</th>"
+            "<th>predicted error (px)</th><th>90 % bound (px)</th><th>arc needed</th></tr>"]
+    for r in prim.itertuples():
+        when = pd.Timestamp(r.date_obs).strftime("%H:%M") if pd.notna(r.date_obs) else "–"
+        need = bool(r.arc_needed) if pd.notna(r.arc_needed) else True
+        rows.append(f"<tr><td>{html.escape(str(r.camera))}</td><td>{int(r.expnum)}</td><td>{html.escape(str(r.flavor))}"
+                    f"</td><td>{when}</td>{_cell(r.hours_since_arc, None)}{_cell(r.expected_error, None)}"
+                    f"{_cell(r.upper90, None)}{_cell('yes' if need else 'no', 'yellow' if need else 'green')}</tr>")
+    pred = str(prim["predictor"].iloc[0]) if len(prim) else "–"
+    tol = float(prim["tolerance"].iloc[0]) if len(prim) else float("nan")
+    return (f"<p>Each exposure's calibration state predicted without its arc ({html.escape(pred)} model, "
+            f"fitted on the other nights); an arc is needed when the 90 % bound of the predicted RMS line "
+            f"error passes {tol:g} px.</p>" + "\n".join(rows) + "</table>")
 
 
 def _badges(cams: dict) -> str:
@@ -93,7 +158,8 @@ def _quadrant_table(night: pd.DataFrame, limits) -> str:
 
 
 def write_night_page(layout: Layout, mjd: int, frames: pd.DataFrame, verdict: dict, *,
-                     trend_nights: int = 14, predictions_html: str = "") -> str:
+                     trend_nights: int = 14, flags: pd.DataFrame | None = None,
+                     predictions: pd.DataFrame | None = None) -> str:
     """Write ``Layout.night_page(mjd)`` (+ figures, ``night_summary``) and return its path.
     ``frames``: ``Layout.measured_frames`` rows (every night: the trends need the earlier ones)."""
     from arcray.analysis import qa_figures
@@ -109,8 +175,8 @@ def write_night_page(layout: Layout, mjd: int, frames: pd.DataFrame, verdict: di
     parts.append("<h2 id='actions'>What to do</h2>" + (
         "<ul class='actions'>" + "".join(f"<li>{html.escape(a)}</li>" for a in acts) + "</ul>"
         if acts else "<p>Nothing: every calibration frame of the night is usable.</p>"))
-    if predictions_html:
-        parts.append("<h2 id='predictions'>Predicted calibration state</h2>" + predictions_html)
+    parts.append("<h2 id='flags'>Bad calibration frames and their causes</h2>" + _flags_html(flags))
+    parts.append("<h2 id='predictions'>Predicted calibration state</h2>" + _predictions_html(predictions))
     parts.append("<h2 id='exposures'>Exposures</h2>" + (traffic_light_table(night) if len(night)
                                                          else "<p>No calibration frame measured.</p>"))
     recent = sorted(frames["mjd"].unique())
