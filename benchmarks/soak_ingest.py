@@ -4,6 +4,8 @@ On a small simulated world (``--nights`` reduced nights: per camera a bias, two 
 pair, two flats and a science frame; arcs and flats are fetched), served with HTTP faults (5xx,
 dropped connections, truncated bodies), each cycle runs the real commands as a user would:
 
+- damage first, so every cycle has work to do: two downloaded frames deleted, one cut in half,
+  two touched (a new mtime: their calibration is stale);
 - ``arcray download`` and ``arcray calibrate`` in subprocesses, each SIGKILLed at a random moment
   with probability ``--kill``;
 - in one cycle, a second ``arcray download`` started while the first runs (it must refuse with
@@ -120,6 +122,26 @@ def audit(world: str, root: str) -> dict[str, int | bool]:
     return out
 
 
+def damage(root: str, rng: random.Random) -> str:
+    """Delete two downloaded frames, cut one in half, touch two: what a cycle then has to repair."""
+    from arcray.paths import Layout
+
+    files = sorted(os.path.join(d, f) for d, _, fs in os.walk(Layout(root).raw_root) for f in fs
+                   if f.endswith(".fit.gz"))
+    if len(files) < 5:
+        return "nothing to damage yet"
+    picked = rng.sample(files, 5)
+    for f in picked[:2]:
+        os.unlink(f)
+    data = open(picked[2], "rb").read()
+    with open(picked[2], "wb") as fh:
+        fh.write(data[: len(data) // 2])
+    now = time.time()
+    for f in picked[3:]:
+        os.utime(f, (now, now))
+    return "2 deleted, 1 cut in half, 2 touched"
+
+
 def soak(cycles: int, nights: int, kill: float, seed: int, tmp: str, echo=print,
          kill_window_s: tuple[float, float] = (1.0, 15.0)) -> dict[str, int | bool]:
     """Run the soak in ``tmp`` and return ``audit``'s counts; a command is SIGKILLed with probability
@@ -147,9 +169,10 @@ def soak(cycles: int, nights: int, kill: float, seed: int, tmp: str, echo=print,
         overlap_cycle = rng.randrange(max(1, cycles))
         for i in range(cycles):
             t0 = time.monotonic()
+            echo(f"cycle {i + 1}: damage: {damage(root, rng)}")
             if i == overlap_cycle:
                 first = subprocess.Popen(download, env=env, stdout=log, stderr=log, start_new_session=True)
-                time.sleep(rng.uniform(0.5, 3.0))
+                time.sleep(rng.uniform(0.3, 1.5))
                 second = _run(download, env, None, log)
                 first.wait(600)
                 echo(f"cycle {i + 1}: overlapping downloads: first exit {first.returncode}, second exit {second}")
