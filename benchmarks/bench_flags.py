@@ -50,9 +50,12 @@ def main() -> None:
     dt = time.perf_counter() - t0
     j = judged.merge(truth, on=["camera", "expnum"], how="left")
     j["fault"] = j["fault"].fillna("clean").replace("", "clean")
+    skipped = j[j["flag"].isna()]
+    j = j[j["flag"].notna()]
     print(f"{len(j)} frames ({(j.flavor == 'arc').sum()} arcs, {(j.flavor == 'flat').sum()} flats) over "
           f"{j.mjd.nunique()} nights, {int((j.fault != 'clean').sum())} with an injected fault; "
-          f"judged in {dt:.2f} s, each night against the other {j.mjd.nunique() - 1}\n")
+          f"judged in {dt:.2f} s, each night against the other {j.mjd.nunique() - 1}; "
+          f"{len(skipped)} not judged (Hartmann frames, {int((skipped.fault != 'clean').sum())} with a fault)\n")
     pd.set_option("display.width", 200)
     print(pd.crosstab(j["fault"], j["flag"]).to_string(), "\n")
 

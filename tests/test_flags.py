@@ -192,3 +192,16 @@ def test_unmeasured_and_out_of_distribution_frames_are_unknown(rows):
     assert out.flag.iloc[2] == "unknown" and "reconstruction error z=25.0" in out.flag_detail.iloc[2]
     strict = judge_frames(_night(clean, odd), _reference(clean, "arc"), flag_limits=FlagLimits(unknown_recon_z=30))
     assert strict.flag.iloc[2] == "clean"
+
+
+def test_frames_measurement_skips_on_purpose_are_not_judged(rows):
+    from arcray.measure.frame import HARTMANN_REASON
+
+    clean = rows[("arc", "clean")]
+    hart = dict(clean, measured=False, reason=HARTMANN_REASON)
+    sci = dict(clean, measured=False, flavor="science", reason="flavor 'science' is not measured")
+    night = _night(clean, hart)
+    night = pd.concat([night, pd.DataFrame([dict(sci, mjd=60400, expnum=2009)])], ignore_index=True)
+    out = judge_frames(night, _reference(clean, "arc"))
+    assert out.flag.iloc[[2, 5]].isna().all()
+    assert (out.flag.drop([2, 5]) == "clean").all()

@@ -8,7 +8,8 @@ it, so a night never sets its own thresholds); ``limits``: the versioned BOSS QA
 (``qa.load_limits``) whose traffic lights back the reasons. Optional columns of ``frames`` (and
 ``reference``) from ``arcray.analysis.ood.flag_frames``: ``recon_z``, ``latent_d``, ``latent_d_max``.
 
-Output: ``frames``' keys (``camera, mjd, expnum, flavor``) plus ``flag`` (one of ``FLAGS``),
+Output: ``frames``' keys (``camera, mjd, expnum, flavor``) plus ``flag`` (one of ``FLAGS``; null for
+frames not judged: other flavors, Hartmann frames, which measurement skips on purpose),
 ``flag_detail`` (the numbers behind it) and ``flag_action`` (one line for the observer), in the
 order of ``frames``.
 
@@ -22,10 +23,11 @@ Rules, first match wins (thresholds: ``FlagLimits``, multiples of the reference'
 1. ``overexposed``: saturated points above the reference's by ``sat_min`` (and ``sat_k`` sigma),
    or flux per second ``overexposed_ratio`` x the reference's.
 2. ``no_light``: used points (lines or trace samples) below ``no_light_fraction`` of the reference's.
-3. ``amp_noisy``: a quadrant whose gap noise, less the photon noise of its background, is
+3. ``scattered_light``: the largest gap background above the reference's by ``bkg_k`` sigma and at
+   least ``bkg_min_e`` e-/px (before 4: a glow's photon noise raises its quadrant's noise; a noisy
+   amplifier moves the background by a few e- only).
+4. ``amp_noisy``: a quadrant whose gap noise, less the photon noise of its background, is
    ``amp_noise_ratio`` x its reference AND x the median of the frame's other quadrants.
-4. ``scattered_light``: the largest gap background above the reference's by ``bkg_k`` sigma and at
-   least ``bkg_min_e`` e-/px.
 5. ``lamp_out`` (arcs): one lamp's line count below ``lamp_out_fraction`` of its reference while
    another lamp keeps ``lamp_ok_fraction`` of its own.
 6. ``focus``: ``s0`` above the median of its night neighbours (``NEIGHBOURS`` frames each side of
@@ -50,6 +52,7 @@ import numpy as np
 import pandas as pd
 
 from arcray.measure import qa
+from arcray.measure.frame import not_measured_by_design
 
 FLAGS = ("clean", "no_light", "lamp_out", "amp_noisy", "scattered_light", "focus", "overexposed", "unknown")
 FLAG_VERSION = "flags-v1"
@@ -187,7 +190,7 @@ def _judge_one(r, st: dict, fl: FlagLimits, night_s0: float, n_night: int, rules
     # 1. overexposed
     nsat, (sat_m, sat_s) = get("n_saturated"), ref("n_saturated")
     sat_lim = (0.0 if not math.isfinite(sat_m) else sat_m) + max(fl.sat_min, fl.sat_k * (sat_s if math.isfinite(sat_s) else 0))
-    rate = _num({"v": _flux_rate(pd.DataFrame([r])).iloc[0]}, "v")
+    rate = get("_flux_rate")
     rate_m = ref("flux_rate")[0]
     ratio = rate / rate_m if math.isfinite(rate) and rate_m and math.isfinite(rate_m) else math.nan
     n_used, used_m = get("n_points_used"), ref("n_points_used")[0]
@@ -204,9 +207,18 @@ def _judge_one(r, st: dict, fl: FlagLimits, night_s0: float, n_night: int, rules
         return "no_light", (f"n_points_used={_fmt(n_used)} < {fl.no_light_fraction} x reference {_fmt(used_m)}"
                             f"{extra}; gap background {_fmt(get('gap_bkg_max'))} e-/px"), {}
 
-    # 3. amp noisy: excess noise beyond the photon noise of the background
     noise = np.array([get(f"gap_noise_Q{q}") for q in range(4)])
     bkg = np.array([get(f"gap_bkg_Q{q}") for q in range(4)])
+
+    # 3. scattered light (before amp_noisy: a glow's photon noise raises a quadrant's noise too)
+    bmax, (b_m, b_s) = get("gap_bkg_max"), ref("gap_bkg_max")
+    b_lim = (b_m if math.isfinite(b_m) else 0.0) + max(fl.bkg_min_e, fl.bkg_k * (b_s if math.isfinite(b_s) else 0.0))
+    if math.isfinite(bmax) and bmax > b_lim:
+        quads = ", ".join(f"Q{q} {_fmt(b, 3)}" for q, b in enumerate(bkg))
+        return "scattered_light", (f"gap_bkg_max={_fmt(bmax)} e-/px (reference {_fmt(b_m)}, limit {_fmt(b_lim)}); "
+                                   f"quadrant backgrounds {quads}"), {}
+
+    # 4. amp noisy: excess noise beyond the photon noise of the background
     excess = np.sqrt(np.maximum(noise ** 2 - np.maximum(np.nan_to_num(bkg), 0.0), 0.0))
     excess[~np.isfinite(noise)] = np.nan
     ref_noise = np.array([ref(f"gap_noise_Q{q}")[0] for q in range(4)])
@@ -222,14 +234,6 @@ def _judge_one(r, st: dict, fl: FlagLimits, night_s0: float, n_night: int, rules
                                  f"{_fmt(ref_noise[q])} e- and {to_others:.1f}x the other quadrants' "
                                  f"({_fmt(float(np.median(others)))} e-)"), {"amp": int(q)}
         break
-
-    # 4. scattered light
-    bmax, (b_m, b_s) = get("gap_bkg_max"), ref("gap_bkg_max")
-    b_lim = (b_m if math.isfinite(b_m) else 0.0) + max(fl.bkg_min_e, fl.bkg_k * (b_s if math.isfinite(b_s) else 0.0))
-    if math.isfinite(bmax) and bmax > b_lim:
-        quads = ", ".join(f"Q{q} {_fmt(b, 3)}" for q, b in enumerate(bkg))
-        return "scattered_light", (f"gap_bkg_max={_fmt(bmax)} e-/px (reference {_fmt(b_m)}, limit {_fmt(b_lim)}); "
-                                   f"quadrant backgrounds {quads}"), {}
 
     # 5. lamp out
     if flavor == "arc":
@@ -286,10 +290,11 @@ def judge_frames(frames: pd.DataFrame, reference: pd.DataFrame | None, limits: q
     night_med, night_n = _night_s0(frames[frames.get("measured", True).fillna(False).astype(bool)]
                                    if "measured" in frames else frames)
     out = frames[[c for c in _KEYS if c in frames]].copy()
+    frames = frames.assign(_flux_rate=_flux_rate(frames))
     flags, details, actions = [], [], []
     for i, r in frames.iterrows():
         cam, flv = str(r["camera"]), str(r.get("flavor") or "")
-        if flv not in ("arc", "flat"):
+        if flv not in ("arc", "flat") or (not bool(r.get("measured")) and not_measured_by_design(r.get("reason"))):
             flags.append(None), details.append(None), actions.append(None)
             continue
         st = stats.get((cam, flv), {})

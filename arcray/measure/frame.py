@@ -41,6 +41,13 @@ from arcray.measure.traces import TraceMeasurement, measure_traces
 from arcray.optics import TERMS_S, TERMS_X, TERMS_Y
 
 LAMP_COLUMNS = {"Ne": "nlamps_ne", "HgCd": "nlamps_hgcd", "HeAr": "nlamps_hear"}
+HARTMANN_REASON = "Hartmann frame (focus test): not measured"
+
+
+def not_measured_by_design(reason: str | None) -> bool:
+    """True for the ``reason`` of a frame measurement skips on purpose (Hartmann frames, flavors
+    other than arc and flat), False for a failed measurement."""
+    return bool(reason) and (reason == HARTMANN_REASON or str(reason).endswith(" is not measured"))
 
 
 @dataclass(frozen=True)
@@ -80,7 +87,7 @@ def measure_frame(source: PixelSource, meta: Mapping[str, Any], config: MeasureC
     if flavor not in ("arc", "flat"):
         return FrameMeasurement(empty_frame_row(meta, config, reason=f"flavor {flavor!r} is not measured"))
     if meta.get("is_hartmann"):
-        return FrameMeasurement(empty_frame_row(meta, config, reason="Hartmann frame (focus test): not measured"))
+        return FrameMeasurement(empty_frame_row(meta, config, reason=HARTMANN_REASON))
     row = empty_frame_row(meta, config, reason=None, measured=True)
     rn = READ_NOISE_E[camera] if config.read_noise_e is None else config.read_noise_e
     if flavor == "arc":
