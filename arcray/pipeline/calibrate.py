@@ -45,6 +45,7 @@ from arcray.errors import ArcrayError, ConfigError, InputError
 from arcray.paths import Layout, is_uri
 from arcray.pipeline.calibrate_state import (FAILURES_SCHEMA, check_writable, existing_places, output_place,
                                              remove_outputs, write_failures)
+from arcray.pipeline.measure import qa_word as _qa_word, write_measurement  # noqa: F401 (re-exported)
 from arcray.stages import StageSummary
 
 __all__ = ["FAILURES_SCHEMA", "SMOKE_FRAMES", "STATUS_FIELDS", "calibrate_file", "discover_inputs",
@@ -121,36 +122,6 @@ def frame_inputs(raw: str, *, smoke: bool = False) -> list[str]:
 
 
 # -- one frame (plain Python, no Ray) -------------------------------------------------------
-def write_measurement(layout: Layout, m, config) -> str:
-    """Write one frame's measurement (``FrameMeasurement``) atomically; the per-frame row last, so it
-    marks a complete measurement. A lines/traces table left from an earlier run of the same frame
-    that this run did not produce is removed. Returns the row's ``qa`` status word."""
-    from arcray.io import atomic_write_parquet, provenance, remove
-    from arcray.measure.schema import FRAME_SCHEMA, LINE_SCHEMA, TRACE_SCHEMA
-
-    r = m.frame
-    key = (r["camera"], r["mjd"], r["expnum"])
-    prov = provenance(config.config_hash(), ["measure"], limits_version=r.get("limits_version"),
-                      config=config.to_json_dict())
-    for table, path, schema in ((m.lines, layout.measured_lines(*key), LINE_SCHEMA),
-                                (m.traces, layout.measured_traces(*key), TRACE_SCHEMA)):
-        if table is None:
-            remove(path)
-        else:  # lz4 without dictionaries: 4 ms against snappy's 15 ms for an arc's ~17,000 rows
-            atomic_write_parquet(path, pa.table(table, schema=schema), prov, compression="lz4", use_dictionary=False)
-    atomic_write_parquet(layout.measured_row(r["camera"], r["flavor"], r["mjd"], r["expnum"]),
-                         pa.Table.from_pylist([r], schema=FRAME_SCHEMA), prov)
-    return _qa_word(r)
-
-
-def _qa_word(r: dict) -> str:
-    from arcray.measure.calibrated import FAILED_PREFIX
-
-    if r["measured"]:
-        return str(r["status"])
-    return "measurement failed" if str(r["reason"] or "").startswith(FAILED_PREFIX) else "not measured"
-
-
 def source_stat(path: str) -> tuple[int, int]:
     """``(size in bytes, mtime in ns)`` of a source file (local or URI); ``InputError`` if absent."""
     if not is_uri(path):
@@ -337,6 +308,25 @@ def run_calibrate(raw: str, layout: Layout, config: CalibConfig, *, workers: int
                         outputs=outputs, notes=notes)
 
 
+def _settle_reused(paths: list[str], previous: Callable[[str], str], layout: Layout, config: CalibConfig,
+                   measure) -> tuple[list[dict], list[dict]]:
+    """``(status rows of frames whose outputs are up to date, the other frames to calibrate)``.
+    Settled on the driver (two Parquet footers a frame), so a rerun over calibrated frames starts
+    no actor pool, or no Ray at all."""
+    reused, todo = [], []
+    for p in paths:
+        prev = previous(p)
+        try:
+            fresh = bool(prev) and _reuse(prev, source_stat(p), layout, config, measure) is not None
+        except OSError:
+            fresh = False
+        if fresh:
+            reused.append(calibrate_file(p, layout, config, measure, previous=prev))
+        else:
+            todo.append({"path": p, "previous": prev})
+    return reused, todo
+
+
 def _run(paths: list[str], layout: Layout, config: CalibConfig, *, workers, progress, address, on_row, measure,
          force) -> tuple[dict[str, int], list[dict], dict[str, int]]:
     """The locked part of a run: the actor pool, then the outputs and failures made to agree."""
@@ -354,19 +344,7 @@ def _run(paths: list[str], layout: Layout, config: CalibConfig, *, workers, prog
         flavor, mjd = next(iter(places))
         return layout.calibrated_frame(key[1], flavor, mjd, key[2])
 
-    # Frames whose outputs are up to date are settled here, on the driver (reading two Parquet
-    # footers each), so a rerun over calibrated frames starts no actor pool, or no Ray at all.
-    reused, todo = [], []
-    for p in paths:
-        prev = previous(p)
-        try:
-            fresh = bool(prev) and _reuse(prev, source_stat(p), layout, config, measure) is not None
-        except OSError:
-            fresh = False
-        if fresh:
-            reused.append(calibrate_file(p, layout, config, measure, previous=prev))
-        else:
-            todo.append({"path": p, "previous": prev})
+    reused, todo = _settle_reused(paths, previous, layout, config, measure)
     rows = iter(reused)
     if todo:
         ensure_ray(address)

@@ -1,4 +1,5 @@
-"""The night pass of the measurements: every frame's row, fitted against its night's reference arc.
+"""The measurement's artefacts: each frame's (``write_measurement``, called by the calibrate stage's
+workers while the frame is in memory) and the night pass over them (``run_measure``).
 
 Calibration measures each frame alone (``Layout.measured_row`` / ``measured_lines`` /
 ``measured_traces``). ``run_measure`` then, one (camera, night) at a time:
@@ -55,6 +56,36 @@ class MeasureSummary(StageSummary):
 
     status: dict[str, int] = field(default_factory=dict)
     references: dict[tuple[str, int], int | None] = field(default_factory=dict)
+
+
+# -- one frame's measurement, written by the calibrate stage's workers ------------------------
+def write_measurement(layout: Layout, m, config) -> str:
+    """Write one frame's measurement (``FrameMeasurement``) atomically; the per-frame row last, so it
+    marks a complete measurement. A lines/traces table left from an earlier run of the same frame
+    that this run did not produce is removed. Returns the row's ``qa`` status word."""
+    from arcray.io import remove
+    from arcray.measure.schema import LINE_SCHEMA, TRACE_SCHEMA
+
+    r = m.frame
+    key = (r["camera"], r["mjd"], r["expnum"])
+    prov = provenance(config.config_hash(), ["measure"], limits_version=r.get("limits_version"),
+                      config=config.to_json_dict())
+    for table, path, schema in ((m.lines, layout.measured_lines(*key), LINE_SCHEMA),
+                                (m.traces, layout.measured_traces(*key), TRACE_SCHEMA)):
+        if table is None:
+            remove(path)
+        else:  # lz4 without dictionaries: 4 ms against snappy's 15 ms for an arc's ~17,000 rows
+            atomic_write_parquet(path, pa.table(table, schema=schema), prov, compression="lz4", use_dictionary=False)
+    atomic_write_parquet(layout.measured_row(r["camera"], r["flavor"], r["mjd"], r["expnum"]),
+                         pa.Table.from_pylist([r], schema=FRAME_SCHEMA), prov)
+    return qa_word(r)
+
+
+def qa_word(r: dict) -> str:
+    """A frame row's status word for the calibrate summary: its light, or why it has none."""
+    if r["measured"]:
+        return str(r["status"])
+    return "measurement failed" if str(r["reason"] or "").startswith(FAILED_PREFIX) else "not measured"
 
 
 def _read_rows(layout: Layout, cameras: Iterable[str] | None, mjds: Iterable[int] | None) -> list[dict[str, Any]]:
