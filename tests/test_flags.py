@@ -205,3 +205,19 @@ def test_frames_measurement_skips_on_purpose_are_not_judged(rows):
     out = judge_frames(night, _reference(clean, "arc"))
     assert out.flag.iloc[[2, 5]].isna().all()
     assert (out.flag.drop([2, 5]) == "clean").all()
+
+
+def test_latent_scores_compare_a_night_with_the_other_nights():
+    from arcray.measure.flags_reasons import latent_scores
+
+    rng = np.random.default_rng(3)
+    n = 60
+    lat = pd.DataFrame({"camera": "b1", "flavor": "arc", "mjd": 60300 + np.arange(n) // 5, "expnum": np.arange(n),
+                        "z0": rng.normal(0, 1, n), "z1": rng.normal(0, 1, n),
+                        "recon_mse": 1e-3 * (1 + 0.05 * rng.normal(0, 1, n))})
+    lat.loc[57, ["z0", "z1", "recon_mse"]] = [30.0, -30.0, 5e-3]  # night 60311: one odd frame
+    s = latent_scores(lat, [60311]).set_index("expnum")
+    assert list(s.index) == [55, 56, 57, 58, 59]
+    assert s.recon_z[57] > 50 and s.latent_d[57] > 2 * s.latent_d_max[57]
+    rest = s.drop(57)
+    assert (rest.recon_z.abs() < 5).all() and (rest.latent_d < rest.latent_d_max).all()
