@@ -11,6 +11,9 @@
 - ``lines`` / ``traces``: the per-line / per-trace measurements (``profiles``: the fitter);
 - ``field``: robust fits of the displacement and width fields (arc2trace's rejection);
 - ``qa``: the BOSS QA quantities and traffic lights from the versioned limits file;
+- ``gaps``: background and noise per amplifier quadrant between the fiber bundles;
+- ``flags_reasons``: ``judge_frames`` flags each frame with its cause (no_light, lamp_out, amp_noisy,
+  scattered_light, focus, overexposed, unknown, clean) against reference nights;
 - ``frame``: ``measure_frame`` and ``ReferenceArc``; ``schema``: the Arrow schemas (units);
 - ``flags``: the per-line bit flags; ``config``: ``MeasureConfig``;
 - ``synthetic``: known-answer arcs and flats for tests and benchmarks.

@@ -35,10 +35,6 @@ ROWS_PER_QUADRANT = 4  # stamp rows per quadrant (evenly spaced, away from the e
 EDGE_OFFSET_PX = 24.0  # stamps left of fiber 1 / right of fiber 500 sit this far outside them, px
 
 
-def gap_columns(camera: str) -> list[str]:
-    return [f"gap_bkg_Q{i}" for i in range(4)] + [f"gap_noise_Q{i}" for i in range(4)] + ["gap_bkg_max"]
-
-
 @lru_cache(maxsize=8)
 def _stamp_corners(camera: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Nominal stamp centres ``(rows0, x_centre, quadrant)`` of the camera, before the shift."""
