@@ -40,7 +40,8 @@ Rules, first match wins (thresholds: ``FlagLimits``, multiples of the reference'
    unknown_latent_factor x latent_d_max``; ``latent_scores`` computes them against other nights).
 8. ``clean``.
 
-Pure pandas/numpy (no I/O, no Ray).
+Pure pandas/numpy (no I/O, no Ray). ``_judge_one`` is one function of ~95 lines on purpose: the
+rules above are an ordered chain (first match wins), read best in one place in the docstring's order.
 """
 
 from __future__ import annotations

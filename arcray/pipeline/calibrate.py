@@ -140,7 +140,16 @@ def source_stat(path: str) -> tuple[int, int]:
 
 
 def _measure_hash(measure) -> str | None:
-    return None if measure is None else measure.config_hash()
+    """The measurement's config hash and its row's columns: a frame measured by a version of arcray
+    that wrote other columns (e.g. before the gap background and noise) is measured again."""
+    if measure is None:
+        return None
+    import hashlib
+
+    from arcray.measure.schema import FRAME_SCHEMA
+
+    columns = hashlib.sha256(",".join(FRAME_SCHEMA.names).encode()).hexdigest()[:12]
+    return f"{measure.config_hash()}-{columns}"
 
 
 def _reuse(previous: str, stat: tuple[int, int], layout: Layout, config: CalibConfig, measure) -> dict | None:
