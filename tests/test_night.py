@@ -150,3 +150,19 @@ def test_bad_night_options_are_one_line(tmp_path, capsys):
         code, _, err = _run(argv, capsys)
         lines = err.strip().splitlines()
         assert code == 2 and len(lines) == 1 and words in lines[0], lines
+
+
+def test_night_latents_come_from_the_smallest_embedded_latent_size(tmp_path):
+    from arcray.report.night import night_latents
+
+    layout = Layout(str(tmp_path))
+    assert night_latents(layout, [60300]) is None
+    for latent in (4, 2):
+        path = layout.latents_file("b1", "arc", latent)
+        os.makedirs(os.path.dirname(path))
+        df = pd.DataFrame({"camera": "b1", "mjd": [60299, 60300, 60300], "expnum": [1, 2, 3]})
+        for i in range(latent):
+            df[f"z{i}"] = [0.1 * i, 0.2, 0.3]
+        df.to_parquet(path)
+    lat = night_latents(layout, [60300], ["b1", "r1"])
+    assert list(lat["expnum"]) == [2, 3] and [c for c in lat.columns if c.startswith("z")] == ["z0", "z1"]

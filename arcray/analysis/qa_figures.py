@@ -5,7 +5,8 @@ table and an output path, writes a PNG through ``figures.save_png`` and returns 
   scaled up), with and without its global shift, and the per-quadrant widths beside it;
 - ``terms_over_time``: the affine terms and the width over the nights, per camera;
 - ``terms_vs_temperature``: the same against the spectrograph temperature;
-- ``night_trends``: the QA quantities per night against the limits, one night highlighted.
+- ``night_trends``: the QA quantities per night against the limits, one night highlighted;
+- ``latent_trends``: the learned latent per night, one night highlighted.
 """
 
 from __future__ import annotations
@@ -155,5 +156,32 @@ def night_trends(df: pd.DataFrame, mjd: int, path: str, limits=None, *,
     if terms:
         axes.flat[0].legend(fontsize=8)
     fig.suptitle(f"QA quantities per night up to {mjd}")
+    fig.tight_layout()
+    return save_png(fig, path)
+
+
+def latent_trends(lat: pd.DataFrame, mjd: int, path: str) -> str:
+    """Each latent dimension's per-night median per camera (frames as dots), night ``mjd`` in black:
+    the learned calibration state drifting over the nights (``arcray embed``'s latents)."""
+    from matplotlib.ticker import MaxNLocator
+
+    plt = pyplot()
+    zc = [c for c in lat.columns if c.startswith("z") and c[1:].isdigit()]
+    zc = sorted(zc, key=lambda c: int(c[1:]))
+    fig, axes = plt.subplots(1, max(1, len(zc)), figsize=(3.5 * max(1, len(zc)), 3.2), squeeze=False)
+    for ax, z in zip(axes[0], zc):
+        for i, (cam, d) in enumerate(lat.groupby("camera")):
+            med = d.groupby("mjd")[z].median()
+            ax.plot(d["mjd"], d[z], ".", ms=3, alpha=0.35, color=f"C{i}")
+            ax.plot(med.index, med.to_numpy(float), "-o", ms=3, color=f"C{i}", label=str(cam))
+            tonight = d[d["mjd"] == mjd]
+            ax.plot(tonight["mjd"], tonight[z], "k.", ms=5)
+        ax.set_title(z, fontsize=9)
+        ax.grid(alpha=0.3)
+        ax.set_xlabel("MJD")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True, nbins=5))
+        ax.ticklabel_format(axis="x", useOffset=False, style="plain")
+    axes[0][0].legend(fontsize=8)
+    fig.suptitle(f"latent per night up to {mjd}")
     fig.tight_layout()
     return save_png(fig, path)

@@ -6,7 +6,8 @@ PNG figures beside it (no server, no script):
 - the verdict per camera (worst traffic light of its calibration frames) and the actionable lines
   ("b1 00363001: NLAMPS=9 red — retake the arc");
 - the exposure table: every calibration frame, each QA quantity coloured by its own status;
-- trends of the QA quantities and of the fitted field over the last nights, against the limits;
+- trends of the QA quantities and of the fitted field over the last nights, against the limits,
+  and of the learned latent where ``arcray embed`` has run;
 - per camera, a drill-down by quadrant (widths per amplifier quadrant, coloured against the WSIGMA
   / XSIGMA limits) and the fitted field of the night's arcs;
 - links to the calendar and to the full report.
@@ -157,6 +158,22 @@ def _quadrant_table(night: pd.DataFrame, limits) -> str:
     return "\n".join(rows) + "</table>"
 
 
+def night_latents(layout: Layout, mjds, cameras=None, *, flavor: str = "arc") -> pd.DataFrame | None:
+    """The latents (``arcray embed``) of the nights ``mjds``, from the smallest registered latent
+    size that has them for every camera present; None when nothing was embedded."""
+    from arcray.instrument import CAMERAS
+
+    cams = list(cameras or CAMERAS)
+    for latent in range(1, 33):
+        files = [layout.latents_file(c, flavor, latent) for c in cams]
+        found = [f for f in files if exists(f)]
+        if found:
+            lat = pd.concat([pd.read_parquet(f, columns=None) for f in found], ignore_index=True)
+            lat = lat[lat["mjd"].isin(list(mjds))]
+            return lat if len(lat) else None
+    return None
+
+
 def write_night_page(layout: Layout, mjd: int, frames: pd.DataFrame, verdict: dict, *,
                      trend_nights: int = 14, flags: pd.DataFrame | None = None,
                      predictions: pd.DataFrame | None = None) -> str:
@@ -187,6 +204,13 @@ def write_night_page(layout: Layout, mjd: int, frames: pd.DataFrame, verdict: di
         parts.append(f"<h2 id='trends'>Trends over the last {len(recent)} night(s)</h2>"
                      '<figure><img src="trends.png" alt="QA trends"><figcaption>per-night median of each '
                      "quantity (points: frames), the green band of the limits shaded; this night in black"
+                     "</figcaption></figure>")
+    lat = night_latents(layout, recent, sorted(frames["camera"].unique())) if len(trend) else None
+    if lat is not None:
+        qa_figures.latent_trends(lat, int(mjd), layout.night_figure(mjd, "latent-trends.png"))
+        parts.append("<h3>The learned calibration state</h3><figure><img src=\"latent-trends.png\" "
+                     "alt=\"latent trends\"><figcaption>each latent dimension of the registered autoencoder "
+                     "(arcray embed), per-night median; this night in black (only frames embedded so far)"
                      "</figcaption></figure>")
     parts.append("<h2 id='quadrants'>By camera and quadrant</h2>" + _quadrant_table(night, limits))
     arcs = night[(night["flavor"] == "arc") & night["measured"].astype(bool) & night["a0"].notna()]
