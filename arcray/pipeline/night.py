@@ -120,7 +120,7 @@ def _predict(layout: Layout, mjd: int, cameras, tolerance: float, run: Callable,
 
     try:
         run("predict", run_predict, layout.root, mjd=mjd, cameras=cameras, tolerance=tolerance)
-    except ArcrayError as exc:
+    except (ArcrayError, ValueError) as exc:  # too few nights or arcs to fit on: the page says so
         echo(f"predict: skipped ({exc})")
         return None
     return pd.read_parquet(layout.predictions_night(mjd))
