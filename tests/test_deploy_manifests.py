@@ -5,8 +5,10 @@ is validated against the Kubernetes JSON schemas (kubernetes-validate, strict) o
 against the KubeRay v1.7.0 CRD openAPIV3Schema (unknown fields refused unless the CRD says
 x-kubernetes-preserve-unknown-fields). Name-length rules of the KubeRay operator are mirrored.
 
-About 400 lines on purpose: the chart, the raw manifests and their shared validators are one idea
-(what goes to the cluster is valid), and splitting them would duplicate the loaders and validators.
+About 600 lines on purpose: the chart (nightly and backfill jobs, their lifecycle, the dashboard),
+the raw manifests and their shared validators are one idea (what goes to the cluster is valid and
+does what values.yaml says), and splitting them would duplicate the render helper, the loaders
+and the validators.
 """
 
 from __future__ import annotations
