@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from typing import Callable, Iterator
 
@@ -119,7 +119,7 @@ def ensure_ray(address: str | None = None, *, num_cpus: int | None = None, quiet
         # "local" always starts a private instance, even when a `ray start` cluster runs on this host.
         # Its processes inherit this environment: arcray's secrets are kept out of it (the download
         # actors get credentials by object reference), and a watchdog ends it with this process.
-        with (_secrets_kept_out() if not address else _nothing()):
+        with (_secrets_kept_out() if not address else nullcontext()):
             ctx = ray.init(address=address or "local", ignore_reinit_error=True, **kwargs)
     except ConnectionError as exc:  # pragma: no cover - message depends on Ray internals
         raise ClusterError(f"cannot reach the Ray cluster at {address!r}: {exc}") from None
@@ -147,11 +147,6 @@ def _secrets_kept_out() -> Iterator[None]:
         yield
     finally:
         os.environ.update(saved)
-
-
-@contextmanager
-def _nothing() -> Iterator[None]:
-    yield
 
 
 def _watch_local_instance() -> None:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -20,6 +19,8 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+
+from tests.plugins.ray_fixtures import kill_group
 
 from arcray import metrics
 
@@ -46,22 +47,6 @@ def test_exported_series_names():
             "ray_arcray_download_bytes_total", "ray_arcray_download_pending"} <= series
     names = [m.name for m in metrics.EXPORTED]
     assert len(names) == len(set(names)) and all(n.startswith("arcray_") for n in names)
-
-
-def _kill_group(pgid: int) -> None:
-    """Stop only this head's processes: its process group (ray start's new session)."""
-    for sig, wait_s in ((signal.SIGTERM, 3), (signal.SIGKILL, 2)):
-        try:
-            os.killpg(pgid, sig)
-        except ProcessLookupError:
-            return
-        deadline = time.monotonic() + wait_s
-        while time.monotonic() < deadline:
-            try:
-                os.killpg(pgid, 0)
-            except ProcessLookupError:
-                return
-            time.sleep(0.2)
 
 
 DRIVER = """
@@ -139,5 +124,5 @@ def test_a_ray_node_exports_arcray_metrics_over_http():
         exported = {m.group(1) for m in re.finditer(r"^(ray_arcray_\w+?)(?:\{| )", text, re.M)}
         assert exported <= metrics.exported_series(), exported - metrics.exported_series()
     finally:
-        _kill_group(pgid)
+        kill_group(pgid)
         shutil.rmtree(tmp, ignore_errors=True)

@@ -12,7 +12,6 @@ import json
 import os
 import secrets
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -21,6 +20,8 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+
+from tests.plugins.ray_fixtures import kill_group
 
 from arcray.deploy import submit as dep
 from arcray.errors import ConfigError
@@ -110,7 +111,7 @@ def head():
         _wait_for_dashboard(env)
         yield env, tmp
     finally:
-        _kill_group(pgid)
+        kill_group(pgid)
         shutil.rmtree(tmp, ignore_errors=True)
 
 
@@ -132,22 +133,6 @@ def _wait_for_dashboard(env: dict, timeout_s: float = 60) -> None:
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.5)
-
-
-def _kill_group(pgid: int) -> None:
-    """Stop only the processes of this head: its process group (ray start's new session)."""
-    for sig, wait_s in ((signal.SIGTERM, 3), (signal.SIGKILL, 2)):
-        try:
-            os.killpg(pgid, sig)
-        except ProcessLookupError:
-            return
-        deadline = time.monotonic() + wait_s
-        while time.monotonic() < deadline:
-            try:
-                os.killpg(pgid, 0)
-            except ProcessLookupError:
-                return
-            time.sleep(0.2)
 
 
 def arcray(env: dict, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:

@@ -104,16 +104,16 @@ class LatentRegressor:
         """Predict latents. ``refarc`` needs ``Z_ref``: the actual latents of all rows of ``meta``."""
         X = self.features(meta)
         if self.kind != "refarc":
-            return _as_2d(self.model.predict(X))
+            return as_2d(self.model.predict(X))
         if Z_ref is None:
             raise InputError("the reference-arc model needs the actual latents of the reference arcs")
-        Z_ref = _as_2d(Z_ref)
+        Z_ref = as_2d(Z_ref)
         prev = previous_arc_index(meta)
-        out = _as_2d(self.fallback.predict(X))
+        out = as_2d(self.fallback.predict(X))
         has = prev >= 0
         if has.any():
             feats = _refarc_features(X, Z_ref, prev, has)
-            out[has] = Z_ref[prev[has]] + _as_2d(self.model.predict(feats))
+            out[has] = Z_ref[prev[has]] + as_2d(self.model.predict(feats))
         return out
 
 
@@ -129,7 +129,7 @@ def encode_angles(X: np.ndarray, columns: list[str]) -> np.ndarray:
     return np.column_stack(parts) if parts else X
 
 
-def _as_2d(y) -> np.ndarray:
+def as_2d(y) -> np.ndarray:
     y = np.asarray(y, dtype=np.float64)
     return y[:, None] if y.ndim == 1 else y
 
@@ -169,11 +169,11 @@ def _choose_alpha(X: np.ndarray, Z: np.ndarray, nights: np.ndarray, folds: int =
     for i, a in enumerate(ALPHAS):
         for tr, te in cv:
             m = _ridge(a).fit(X[tr], Z[tr])
-            err[i] += ((_as_2d(m.predict(X[te])) - Z[te]) ** 2).sum(0)
+            err[i] += ((as_2d(m.predict(X[te])) - Z[te]) ** 2).sum(0)
     return np.asarray(ALPHAS)[err.argmin(0)]
 
 
-def _fit_ridge(X: np.ndarray, Z: np.ndarray, nights: np.ndarray, alpha: float | None):
+def fit_ridge(X: np.ndarray, Z: np.ndarray, nights: np.ndarray, alpha: float | None):
     a = _choose_alpha(X, Z, nights) if alpha is None else np.full(Z.shape[1], float(alpha))
     return _ridge(a).fit(X, Z), [float(v) for v in a]
 
@@ -185,18 +185,18 @@ class _Offset:
         self.model, self.offset = model, offset
 
     def predict(self, X: np.ndarray) -> np.ndarray:
-        return _as_2d(self.model.predict(X)) + self.offset
+        return as_2d(self.model.predict(X)) + self.offset
 
 
-def _fit_within(X: np.ndarray, Z: np.ndarray, nights: np.ndarray, alpha: float | None):
+def fit_within(X: np.ndarray, Z: np.ndarray, nights: np.ndarray, alpha: float | None):
     """Night fixed-effects ridge: slopes from the variation within nights (each night's hidden offset
     removed), level = mean residual over all frames. For a night's first arc, where no reference
     exists (demo world, first arcs: 0.30-0.32 px against 0.38-0.48 with the pooled ridge)."""
     def demean(A):
         return A - pd.DataFrame(A).groupby(nights).transform("mean").to_numpy()
 
-    m, a = _fit_ridge(demean(X), demean(Z), nights, alpha)
-    return _Offset(m, (Z - _as_2d(m.predict(X))).mean(0)), a
+    m, a = fit_ridge(demean(X), demean(Z), nights, alpha)
+    return _Offset(m, (Z - as_2d(m.predict(X))).mean(0)), a
 
 
 def _make(kind: str, *, alpha: float | None, seed: int):
@@ -227,7 +227,7 @@ def fit_regressor(kind: str, meta: pd.DataFrame, Z: np.ndarray, *, columns: list
     """
     if kind not in REGRESSORS:
         raise ConfigError(f"unknown regressor {kind!r}; choose from {', '.join(REGRESSORS)}")
-    Z = _as_2d(Z)
+    Z = as_2d(Z)
     if len(meta) != len(Z):
         raise InputError(f"metadata has {len(meta)} rows but latents {len(Z)}")
     columns = list(columns) if columns is not None else metadata_columns(meta)
@@ -244,18 +244,18 @@ def fit_regressor(kind: str, meta: pd.DataFrame, Z: np.ndarray, *, columns: list
     Xf = reg.features(meta)
     nights = meta["mjd"].to_numpy() if "mjd" in meta.columns else np.arange(len(meta))
     if kind == "ridge":
-        reg.model, reg.info["alpha"] = _fit_ridge(Xf, Z, nights, alpha)
+        reg.model, reg.info["alpha"] = fit_ridge(Xf, Z, nights, alpha)
         return reg
     if kind != "refarc":
         reg.model.fit(Xf, Z)
         return reg
-    reg.fallback, reg.info["fallback_alpha"] = _fit_within(Xf, Z, nights, alpha)
+    reg.fallback, reg.info["fallback_alpha"] = fit_within(Xf, Z, nights, alpha)
     prev = previous_arc_index(meta)
     has = prev >= 0
     reg.info["n_with_reference"] = int(has.sum())
     if has.sum() < 3:
         raise InputError("reference-arc model needs nights with at least two frames in training")
     F = _refarc_features(Xf, Z, prev, has)
-    reg.model, reg.info["alpha"] = _fit_ridge(F, Z[has] - Z[prev[has]], nights[has], alpha)
+    reg.model, reg.info["alpha"] = fit_ridge(F, Z[has] - Z[prev[has]], nights[has], alpha)
     return reg
 

@@ -91,8 +91,6 @@ def qa_word(r: dict) -> str:
 def _read_rows(layout: Layout, cameras: Iterable[str] | None, mjds: Iterable[int] | None) -> list[dict[str, Any]]:
     import pyarrow.parquet as pq
 
-    from arcray.io import read_bytes
-
     files = list_files(layout.measured_rows, ".parquet")
     cams = set(cameras) if cameras else None
     nights = {int(m) for m in mjds} if mjds else None
@@ -109,8 +107,6 @@ def _read_rows(layout: Layout, cameras: Iterable[str] | None, mjds: Iterable[int
 
 def _read(path: str, columns: list[str]) -> dict[str, np.ndarray]:
     import pyarrow.parquet as pq
-
-    from arcray.io import read_bytes
 
     t = pq.read_table(pa.BufferReader(read_bytes(path)), columns=columns)
     return {c: t.column(c).to_numpy(zero_copy_only=False) for c in columns}
@@ -183,8 +179,6 @@ def _merged(layout: Layout, table: pa.Table, cameras, mjds) -> pa.Table:
     so a night's pass (``arcray night``) updates its own rows only; sorted as ``frames_table``."""
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
-
-    from arcray.io import read_bytes
 
     if not (cameras or mjds) or not exists(layout.measured_frames):
         return table

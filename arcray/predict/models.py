@@ -4,7 +4,7 @@ Predictors (fitted on the usable arcs of training nights, one set per camera):
 
 - ``linear``: ordinary least squares on the raw header values (the study's model);
 - ``ridge``: standardised header values, angles as sine and cosine, L2 penalty per state term
-  chosen by cross-validation with whole nights as folds (``regress._fit_ridge``);
+  chosen by cross-validation with whole nights as folds (``regress.fit_ridge``);
 - ``gbr``: gradient-boosted trees per state term on the same features;
 - ``refarc``: the state of the night's latest usable arc plus a predicted *change*: ridge from
   ``[header now - header then, hours since]`` to ``state - reference state``. The
@@ -12,7 +12,7 @@ Predictors (fitted on the usable arcs of training nights, one set per camera):
   is what the unrecorded drift is. Training pairs are every (earlier usable arc, later usable arc)
   of a training night, not only consecutive ones, so the change is learnt over the whole range of
   gaps the night will ask about (each pair's gap is a feature). An exposure with no earlier usable
-  arc that night falls back on a within-night ridge (``regress._fit_within``: slopes from the
+  arc that night falls back on a within-night ridge (``regress.fit_within``: slopes from the
   variation within nights, level from all training arcs).
 
 References, never used to skip an arc:
@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from arcray.analysis.regress import _as_2d, _fit_ridge, _fit_within
+from arcray.analysis.regress import as_2d, fit_ridge, fit_within
 from arcray.errors import ConfigError, InputError
 from arcray.predict.features import HeaderEncoder, hours, latest_arc, next_arc
 
@@ -61,17 +61,17 @@ class Predictors:
         out: dict[str, np.ndarray] = {}
         for kind in self.kinds:
             if kind == "linear":
-                out[kind] = _as_2d(self.models[kind].predict(Xraw))
+                out[kind] = as_2d(self.models[kind].predict(Xraw))
             elif kind == "refarc":
-                pred = _as_2d(self.fallback.predict(X))
+                pred = as_2d(self.fallback.predict(X))
                 has = ref >= 0
                 if has.any():
                     h = hours(frames)
                     F = _pair_features(X, states, h, ref[has], np.flatnonzero(has))
-                    pred[has] = states[ref[has]] + _as_2d(self.models[kind].predict(F))
+                    pred[has] = states[ref[has]] + as_2d(self.models[kind].predict(F))
                 out[kind] = pred
             else:
-                out[kind] = _as_2d(self.models[kind].predict(X))
+                out[kind] = as_2d(self.models[kind].predict(X))
         out["reuse"] = reuse(frames, states, usable)
         out["interp"] = interpolate(frames, states, usable)
         return out
@@ -160,16 +160,16 @@ def fit_predictors(frames: pd.DataFrame, states: np.ndarray, usable: np.ndarray,
         if kind == "linear":
             p.models[kind] = LinearRegression().fit(Xraw, Y)
         elif kind == "ridge":
-            p.models[kind], p.info["ridge_alpha"] = _fit_ridge(X, Y, nights, None)
+            p.models[kind], p.info["ridge_alpha"] = fit_ridge(X, Y, nights, None)
         elif kind == "gbr":
             p.models[kind] = _gbr(seed).fit(X, Y)
         else:
-            p.fallback, p.info["fallback_alpha"] = _fit_within(X, Y, nights, None)
+            p.fallback, p.info["fallback_alpha"] = fit_within(X, Y, nights, None)
             ref, rows = _training_pairs(frames, usable)
             if len(rows) < MIN_TRAINING_ARCS:
                 raise InputError("the reference-arc model needs training nights with at least two usable arcs "
                                  f"(found {len(rows)} pairs)")
             F = _pair_features(X_all, S, hours(frames), ref, rows)
-            p.models[kind], p.info["refarc_alpha"] = _fit_ridge(F, S[rows] - S[ref], frames["mjd"].to_numpy()[rows], None)
+            p.models[kind], p.info["refarc_alpha"] = fit_ridge(F, S[rows] - S[ref], frames["mjd"].to_numpy()[rows], None)
             p.info["refarc_pairs"] = int(len(rows))
     return p

@@ -29,7 +29,7 @@ import pandas as pd
 from arcray import __version__
 from arcray.io import atomic_write_bytes, exists, list_files
 from arcray.paths import Layout
-from arcray.report.qa import COLOURS, _cell, traffic_light_table
+from arcray.report.qa import COLOURS, cell, traffic_light_table
 
 CSS = ("body{font-family:sans-serif;max-width:1150px;margin:1.5em auto;color:#222}"
        "img{max-width:100%;border:1px solid #ddd;margin:4px}table{border-collapse:collapse;font-size:13px}"
@@ -127,8 +127,8 @@ def _predictions_html(predictions: pd.DataFrame | None) -> str:
         when = pd.Timestamp(r.date_obs).strftime("%H:%M") if pd.notna(r.date_obs) else "–"
         need = bool(r.arc_needed) if pd.notna(r.arc_needed) else True
         rows.append(f"<tr><td>{html.escape(str(r.camera))}</td><td>{int(r.expnum)}</td><td>{html.escape(str(r.flavor))}"
-                    f"</td><td>{when}</td>{_cell(r.hours_since_arc, None)}{_cell(r.expected_error, None)}"
-                    f"{_cell(r.upper90, None)}{_cell('yes' if need else 'no', 'yellow' if need else 'green')}</tr>")
+                    f"</td><td>{when}</td>{cell(r.hours_since_arc, None)}{cell(r.expected_error, None)}"
+                    f"{cell(r.upper90, None)}{cell('yes' if need else 'no', 'yellow' if need else 'green')}</tr>")
     pred = str(prim["predictor"].iloc[0]) if len(prim) else "–"
     tol = float(prim["tolerance"].iloc[0]) if len(prim) else float("nan")
     return (f"<p>Each exposure's calibration state predicted without its arc ({html.escape(pred)} model, "
@@ -153,7 +153,7 @@ def _quadrant_table(night: pd.DataFrame, limits) -> str:
         for q in range(4):
             v = getattr(r, f"{key}_Q{q}")
             st = lim.judge(v) if lim is not None and v is not None and np.isfinite(v) else None
-            cells.append(_cell(v, st))
+            cells.append(cell(v, st))
         rows.append(f"<tr><td>{r.camera}</td><td>{int(r.expnum)}</td><td>{r.flavor}</td>{''.join(cells)}</tr>")
     return "\n".join(rows) + "</table>"
 

@@ -22,7 +22,7 @@ QUANTITIES = ("WSIGMA", "NLAMPS", "BESTCORR", "WAVEMID", "XSIGMA", "NGOODFIBER")
 EXTRA = ("w_shift", "fratio", "a0", "b0", "ref_a0", "ref_b0")
 
 
-def _cell(value, status) -> str:
+def cell(value, status) -> str:
     if value is None or (isinstance(value, float) and np.isnan(value)):
         text = "–"
     elif isinstance(value, float):
@@ -40,10 +40,10 @@ def traffic_light_table(night: pd.DataFrame) -> str:
     head = ["camera", "exposure", "flavor", "status", *quantities, *extra, "reasons"]
     rows = ["<table><tr>" + "".join(f"<th>{h}</th>" for h in head) + "</tr>"]
     for _, r in night.sort_values(["expnum", "camera"]).iterrows():
-        cells = [_cell(r["camera"], None), _cell(int(r["expnum"]), None), _cell(r["flavor"], None),
-                 _cell(r["status"] if r["measured"] else "not measured", r["status"])]
-        cells += [_cell(r[q], r.get(f"{q}_status")) for q in quantities]
-        cells += [_cell(r[c], None) for c in extra]
+        cells = [cell(r["camera"], None), cell(int(r["expnum"]), None), cell(r["flavor"], None),
+                 cell(r["status"] if r["measured"] else "not measured", r["status"])]
+        cells += [cell(r[q], r.get(f"{q}_status")) for q in quantities]
+        cells += [cell(r[c], None) for c in extra]
         why = next((str(v) for v in (r["status_reasons"], r["reason"]) if pd.notna(v) and v), "")
         cells.append(f'<td style="text-align:left">{html.escape(why)}</td>')
         rows.append("<tr>" + "".join(cells) + "</tr>")
@@ -62,7 +62,7 @@ def night_counts(df: pd.DataFrame) -> str:
             st = night.loc[night["camera"] == c, "status"].value_counts()
             n = [int(st.get(s, 0)) for s in ("green", "yellow", "red")]
             worst = "red" if n[2] else "yellow" if n[1] else "green" if n[0] else None
-            cells.append(_cell(" / ".join(map(str, n)) if sum(n) else None, worst))
+            cells.append(cell(" / ".join(map(str, n)) if sum(n) else None, worst))
         rows.append(f"<tr><td>{int(mjd)}</td>" + "".join(cells) + "</tr>")
     return "\n".join(rows) + "</table>"
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import signal
+import time
 
 import pytest
 
@@ -28,3 +30,20 @@ def ray_local(tmp_path_factory):
         )
     yield ray
     ray.shutdown()
+
+
+def kill_group(pgid: int) -> None:
+    """Stop only the processes of one ``ray start`` head: its process group (its own session),
+    SIGTERM then SIGKILL, waiting for the group to be gone (tests that start a head in a subprocess)."""
+    for sig, wait_s in ((signal.SIGTERM, 3), (signal.SIGKILL, 2)):
+        try:
+            os.killpg(pgid, sig)
+        except ProcessLookupError:
+            return
+        deadline = time.monotonic() + wait_s
+        while time.monotonic() < deadline:
+            try:
+                os.killpg(pgid, 0)
+            except ProcessLookupError:
+                return
+            time.sleep(0.2)
