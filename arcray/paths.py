@@ -149,6 +149,10 @@ class Layout:
         return self._p("measure", "lines", f"camera={camera}", "flavor=arc", f"mjd={int(mjd)}",
                        f"sdR-{camera}-{int(expnum):08d}.parquet")
 
+    def measured_lines_partition(self, camera: str) -> str:
+        """Every arc's per-line table of one camera (the line vectors' source)."""
+        return self._p("measure", "lines", f"camera={camera}", "flavor=arc")
+
     def measured_traces(self, camera: str, mjd: int, expnum: int) -> str:
         """Per-trace-point table of one flat (``TRACE_SCHEMA``)."""
         return self._p("measure", "traces", f"camera={camera}", "flavor=flat", f"mjd={int(mjd)}",

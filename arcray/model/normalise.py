@@ -5,6 +5,14 @@ for bright lines, so a line near saturation and the read-noise floor both stay v
 map is exactly invertible (``x = scale * sinh(gain * y)``). ``scale`` (electrons) is fitted per
 camera on training pixels (a robust noise-level estimate); ``gain`` brings the brightest
 training pixels to ``y ~ 1``. The fitted parameters are saved with the model (``to_dict``).
+
+Line vectors (``arcray.model.linevec``: displacements and widths in px, not electrons) use
+``StandardNormaliser``: ``y = (x - mean_g) / std_g`` with one (mean, std) per contiguous block
+``g`` of the vector (the dx, dy and sigma_y blocks), fitted on unmasked training values. One
+scale per block, not per feature: the loss stays a px-squared metric within each block, and a
+slot whose value hardly moves is not blown up to unit variance (its scatter is noise).
+
+``normaliser_from_dict`` rebuilds either from its ``to_dict`` (dispatch on ``kind``).
 """
 
 from __future__ import annotations
@@ -64,3 +72,80 @@ class AsinhNormaliser:
         if d.get("kind", "asinh") != "asinh":
             raise InputError(f"unknown normaliser kind {d.get('kind')!r}")
         return cls(scale=float(d["scale"]), gain=float(d["gain"]))
+
+
+@dataclass(frozen=True)
+class StandardNormaliser:
+    """``y = (x - mean[g]) / std[g]`` for the features of block ``g`` (the vector's last axis is
+    cut into ``len(mean)`` equal contiguous blocks); ``mean``/``std`` in the input's unit."""
+
+    mean: tuple[float, ...] = (0.0,)
+    std: tuple[float, ...] = (1.0,)
+    kind: str = "standard"
+
+    @classmethod
+    def fit(cls, x: np.ndarray, mask: np.ndarray | None = None, *, groups: int = 1,
+            std_floor: float = 1e-6) -> "StandardNormaliser":
+        """Fit on training vectors ``x`` ``[N, D]`` (or ``[N, 1, D]``); ``mask`` 1 = bad (ignored)."""
+        x = np.asarray(x, np.float64)
+        x = x.reshape(-1, x.shape[-1]) if x.ndim > 1 else x.reshape(1, -1)
+        good = np.isfinite(x) if mask is None else (np.asarray(mask).reshape(x.shape) == 0) & np.isfinite(x)
+        d = x.shape[1]
+        if groups < 1 or d % groups:
+            raise InputError(f"cannot cut {d} features into {groups} equal blocks")
+        mean, std = [], []
+        for g in range(groups):
+            sl = slice(g * d // groups, (g + 1) * d // groups)
+            vals = x[:, sl][good[:, sl]]
+            if vals.size == 0:
+                raise InputError(f"cannot fit the normaliser: no unmasked finite training values in block {g}")
+            mean.append(float(vals.mean()))
+            std.append(float(max(vals.std(), std_floor)))
+        return cls(mean=tuple(mean), std=tuple(std))
+
+    def _per_feature(self, d: int):
+        g = len(self.mean)
+        if d % g:
+            raise InputError(f"a {d}-feature vector does not cut into {g} blocks")
+        return np.repeat(np.asarray(self.mean), d // g), np.repeat(np.asarray(self.std), d // g)
+
+    def forward(self, x):
+        """Input units -> normalised units (numpy array or torch tensor, features on the last axis)."""
+        mean, std = self._per_feature(x.shape[-1])
+        if isinstance(x, np.ndarray):
+            return ((np.asarray(x, np.float64) - mean) / std).astype(np.float32)
+        import torch
+
+        return (x - torch.as_tensor(mean, dtype=x.dtype, device=x.device)) / torch.as_tensor(
+            std, dtype=x.dtype, device=x.device)
+
+    def inverse(self, y):
+        """Normalised units -> input units (numpy array or torch tensor)."""
+        mean, std = self._per_feature(y.shape[-1])
+        if isinstance(y, np.ndarray):
+            return (np.asarray(y, np.float64) * std + mean).astype(np.float32)
+        import torch
+
+        return y * torch.as_tensor(std, dtype=y.dtype, device=y.device) + torch.as_tensor(
+            mean, dtype=y.dtype, device=y.device)
+
+    def to_dict(self) -> dict:
+        return {"kind": self.kind, "mean": list(self.mean), "std": list(self.std)}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "StandardNormaliser":
+        if d.get("kind") != "standard":
+            raise InputError(f"unknown normaliser kind {d.get('kind')!r}")
+        return cls(mean=tuple(float(v) for v in d["mean"]), std=tuple(float(v) for v in d["std"]))
+
+
+NORMALISERS = {"asinh": AsinhNormaliser, "standard": StandardNormaliser}
+
+
+def normaliser_from_dict(d: dict):
+    """The normaliser saved as ``d`` (``to_dict``): ``kind`` ``"asinh"`` (default, older models)
+    or ``"standard"``."""
+    kind = d.get("kind", "asinh")
+    if kind not in NORMALISERS:
+        raise InputError(f"unknown normaliser kind {kind!r}; choose one of {sorted(NORMALISERS)}")
+    return NORMALISERS[kind].from_dict(d)
