@@ -106,10 +106,10 @@ def test_reader_turns_files_into_vectors_and_an_unreadable_file_into_a_masked_on
     (d / "sdR-r1-00001235.parquet").write_bytes(b"not parquet")
     out = _ToLineVector(str(tmp_path), ix.to_dict())({"path": np.array(
         [str(d / "sdR-r1-00001234.parquet"), str(d / "sdR-r1-00001235.parquet")], object)})
-    assert out["x"].shape == (2, 1, ix.size) and out["m"].dtype == np.uint8
+    assert out["x"].shape == (2, ix.size) and out["m"].dtype == np.uint8
     assert out["expnum"].tolist() == [1234, 1235] and out["mjd"].tolist() == [60010, 60010]
     assert out["m"][0].sum() == 3 and out["m"][1].all()
-    assert np.median(ix.blocks(out["x"][0, 0])["dy"]) == pytest.approx(0.25, abs=1e-5)
+    assert np.median(ix.blocks(out["x"][0])["dy"]) == pytest.approx(0.25, abs=1e-5)
 
 
 def test_standard_normaliser_blocks_and_dispatch():

@@ -3,9 +3,10 @@
 The file list of ``Layout.measured_lines_partition(camera)`` goes into a dataset of paths; a
 ``map_batches`` task reads each file (one arc) and turns it into its line vector
 (``arcray.model.linevec``), so tables are read on the workers and never collected on the driver.
-Columns match ``training.data._ToView``'s: ``x`` float32 ``[1, D]`` (a one-row "image", so
-``PreparedData.view_shape()`` is ``(1, D)``), ``m`` uint8 ``[1, D]`` (1 = masked), ``split`` (the
-night's code, ``model.split``), ``expnum`` int64, ``mjd`` int32.
+Columns match ``training.data._ToView``'s: ``x`` float32 ``[D]`` (``AEConfig.input_shape`` of a
+``line_mlp`` model: ``width_px = D``, ``height = 1``), ``m`` uint8 ``[D]`` (1 = masked), ``split``
+(the night's code, ``model.split``), ``expnum`` int64, ``mjd`` int32. The normaliser of line
+vectors is ``fit_line_normaliser`` (a ``StandardNormaliser``, one scale per dx/dy/sigma_y block).
 
 A file that cannot be read becomes a frame with every slot masked and is counted by
 ``read_line_dataset``'s caller through the mask, never a dead job.
@@ -69,8 +70,8 @@ class _ToLineVector:
         for p in paths:
             fs, inner = layout.filesystem(p)
             x, m = read_line_vector(self.index, inner, fs)
-            xs.append(x[None])
-            ms.append(m[None])
+            xs.append(x)
+            ms.append(m)
         keys = np.array([frame_key(p) for p in paths], np.int64).reshape(-1, 2)
         mjd = keys[:, 0].astype(np.int32)
         return {"x": np.stack(xs), "m": np.stack(ms), "split": split_codes(mjd),
@@ -91,5 +92,5 @@ def read_line_dataset(data_root: str, camera: str, flavor: str = "arc", *, line_
 
 def fit_line_normaliser(x: np.ndarray, m: np.ndarray | None = None) -> StandardNormaliser:
     """The line vectors' normaliser: one (mean, std) per ``COMPONENTS`` block, fitted on training
-    vectors ``[N, 1, D]`` or ``[N, D]``."""
+    vectors ``[N, D]``."""
     return StandardNormaliser.fit(x, m, groups=len(COMPONENTS))
