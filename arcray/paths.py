@@ -281,6 +281,17 @@ class Layout:
         """Each predicted night scored against its measured arcs (one row per night, camera, predictor)."""
         return self._p("predict", "scores.parquet")
 
+    # -- represent (benchmarks/bench_represent.py: representations scored against the truth) --------
+    @property
+    def represent(self) -> str:
+        return self._p("represent")
+
+    def represent_table(self, name: str) -> str:
+        """One result table of the representation benchmark: ``losses`` (test loss and noise floor
+        per representation, camera, latent), ``r2`` (per state term), ``lines`` (reconstruction
+        line-position RMS, px), ``corners`` (corner windows: data, noiseless, reconstructions)."""
+        return self._p("represent", f"{name}.parquet")
+
     # -- report ---------------------------------------------------------------------------
     @property
     def report(self) -> str:
