@@ -56,7 +56,7 @@ def test_provenance_lists_the_steps_that_ran(b1_sat):
     full = calibrate_frame(b1_sat.raw, b1_sat.header, CalibConfig(overscan="row"))
     fast = calibrate_frame(b1_sat.raw, b1_sat.header, CalibConfig(overscan="row"), keep_frame=False)
     expected = ("unread_rows", "overscan:row", "trim", "gain", "mask:saturation,not_read,bad_columns",
-                "views:windows256,binned8")
+                "views:windows128,binned8")
     assert full.steps == fast.steps == expected
     # the verbs record themselves only inside recording(), each once, in the order they ran
     assert steps.apply_gain(np.ones(3, np.uint16), 2.0).tolist() == [2.0, 2.0, 2.0]
@@ -147,22 +147,23 @@ def test_bad_columns_from_camera_override(b1_sat):
 
 def test_windows_centred_on_lines_and_binned_view(b1_sat):
     cf = calibrate_frame(b1_sat.raw, b1_sat.header)
-    assert cf.windows.shape == (8, 256, 256) and cf.windows_mask.shape == (8, 256, 256)
+    # 8 bright-line windows, then the 4 x 4 detector grid, 128 px each
+    assert cf.windows.shape == (24, 128, 128) and cf.windows_mask.shape == (24, 128, 128)
     assert cf.binned.shape == (512, 512) and cf.binned_mask.shape == (512, 512)
     line_row = float(row_of_wavelength("b1", 4358.34))
     r0, c0 = cf.window_origins[0]
-    assert r0 + 128 == pytest.approx(line_row, abs=1)
+    assert r0 + 64 == pytest.approx(line_row, abs=1)
     # the line is the brightest row in its window, at its centre
     prof = cf.windows[0].sum(axis=1)
-    assert abs(int(prof.argmax()) - 128) <= 1
-    np.testing.assert_array_equal(cf.windows[0], cf.electrons[r0:r0 + 256, c0:c0 + 256])
+    assert abs(int(prof.argmax()) - 64) <= 1
+    np.testing.assert_array_equal(cf.windows[0], cf.electrons[r0:r0 + 128, c0:c0 + 128])
     block = cf.electrons[8:16, 0:8].mean()  # binned covers the central 4096 square (rows 8..4103)
     assert cf.binned[0, 0] == pytest.approx(block, rel=1e-5, abs=1e-5)
 
 
 def test_red_binned_shape_matches_blue(r1_frame):
     cf = calibrate_frame(r1_frame.raw, r1_frame.header)
-    assert cf.binned.shape == (512, 512) and cf.windows.shape == (8, 256, 256)
+    assert cf.binned.shape == (512, 512) and cf.windows.shape == (24, 128, 128)
 
 
 def test_window_specs_by_pixel_and_clamped(b1_sat):

@@ -121,7 +121,7 @@ def _check_readback(layout, kept, cfg) -> None:
     df = pd.read_parquet(layout.calibrated, partitioning=None)
     assert len(df) == 4 and set(df["camera"]) == {"b1", "r1", "b2"}
     w = to_ndarray(df["windows"], tensor_shape(dset.schema, "windows"))
-    assert w.shape == (4, 8, 256, 256) and np.isfinite(w).all()
+    assert w.shape == (4, 24, 128, 128) and np.isfinite(w).all()
     import ray
 
     rows = ray.data.read_parquet(layout.calibrated).filter(expr="expnum == 380717 and camera == 'b1'").take_all()

@@ -26,7 +26,7 @@ def _peak_offset(cf) -> float:
     prof = cf.windows[0].sum(axis=1)
     i = int(prof.argmax())
     w = prof[i - 3:i + 4] - np.median(prof)
-    return float((np.arange(i - 3, i + 4) * w).sum() / w.sum()) - 128
+    return float((np.arange(i - 3, i + 4) * w).sum() / w.sum()) - cf.windows.shape[-2] // 2
 
 
 def test_sim_arc_lines_land_in_window_centres_and_follow_dy(sim_frame):

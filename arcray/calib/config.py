@@ -24,6 +24,12 @@ DEFAULT_WINDOW_WAVES: dict[str, tuple[float, ...]] = {
     "r2": (6678.28, 7032.41, 7245.17, 8377.61),  # Ne
 }
 DEFAULT_WINDOW_BUNDLES: tuple[int, ...] = (5, 19)  # 1-based bundles (of 25), one each side of centre
+# The detector grid (issue 14): rows spread over the whole trimmed height (the first and last are
+# clipped onto the frame's edges, so the grid's corner windows touch the detector's corners) x
+# bundles from edge to edge. A latent learned over it sees magnification, rotation and focus tilt.
+GRID_PREFIX = "grid_"  # names of the grid's windows start with this (``arcray.model.view``)
+DEFAULT_GRID_ROWS = 4
+DEFAULT_GRID_BUNDLES: tuple[int, ...] = (1, 9, 17, 25)
 
 
 class WindowSpec(BaseModel):
@@ -53,7 +59,8 @@ class CameraOverride(BaseModel):
     bad_columns: tuple[int, ...] = Field(
         (), description="Known bad RAW columns (0-based) of this camera; masked on every row.")
     windows: tuple[WindowSpec, ...] | None = Field(
-        None, description="Cut-outs for this camera; None = the default bright-line grid.")
+        None, description="Cut-outs for this camera; None = the bright-line windows, then the "
+                          "detector grid (``grid_windows``).")
 
 
 class CalibConfig(StageConfig):
@@ -62,7 +69,14 @@ class CalibConfig(StageConfig):
     overscan: OverscanMethod = Field(
         "median", description="'median': one robust bias level per amp (ADU); 'row': a median per row.")
     saturation_adu: int = Field(SATURATION_ADU, description="Raw ADU at/above which a pixel is saturated.")
-    window_size: int = Field(256, ge=16, description="Side of the square cut-outs, px (native resolution).")
+    window_size: int = Field(
+        128, ge=16, description="Side of the square cut-outs, px (native resolution). 128: the 8 "
+                                "bright-line windows + the 16 grid windows hold fewer pixels than "
+                                "the earlier 8 windows of 256 px.")
+    grid_rows: int = Field(DEFAULT_GRID_ROWS, ge=0, description="Rows of the detector grid of "
+                           "windows, evenly spaced from the first to the last trimmed row; 0 = no grid.")
+    grid_bundles: tuple[int, ...] = Field(
+        DEFAULT_GRID_BUNDLES, description="1-based fiber bundles (columns) of the detector grid.")
     bin_factor: int = Field(8, ge=1, description="Block size of the binned full-frame view, px.")
     binned_size: int = Field(
         4096, description="Side of the central trimmed square that is binned, px (same for all cameras).")
@@ -83,7 +97,8 @@ class CalibConfig(StageConfig):
     def for_camera(self, camera: str) -> "CameraSettings":
         """The settings in force for ``camera`` (override merged over the stage defaults)."""
         o = self.cameras.get(camera, CameraOverride())
-        windows = o.windows if o.windows is not None else default_windows(camera)
+        windows = (o.windows if o.windows is not None
+                   else default_windows(camera) + grid_windows(camera, self.grid_rows, self.grid_bundles))
         return CameraSettings(
             overscan=o.overscan or self.overscan,
             gains=o.gains,
@@ -112,3 +127,19 @@ def default_windows(camera: str) -> tuple[WindowSpec, ...]:
         for bundle in DEFAULT_WINDOW_BUNDLES:
             out.append(WindowSpec(name=f"w{wave:.0f}_b{bundle:02d}", wave=wave, bundle=bundle))
     return tuple(out)
+
+
+def grid_windows(camera: str, rows: int = DEFAULT_GRID_ROWS,
+                 bundles: tuple[int, ...] = DEFAULT_GRID_BUNDLES) -> tuple[WindowSpec, ...]:
+    """``rows`` x ``bundles`` windows spanning the detector, row-major, named ``grid_r<i>_b<bb>``.
+
+    Row centres run evenly from row 0 to the last trimmed row; ``window_origins`` shifts the
+    outer ones inwards, so the first and last rows of windows sit on the frame's bottom and top
+    edges and the outer bundles (1 and 25) within a window of its sides: every amplifier
+    quadrant and every corner is covered."""
+    from arcray.instrument import GEOMETRY
+
+    nrow = GEOMETRY[camera].trimmed_shape[0]
+    centres = [round(i * (nrow - 1) / max(rows - 1, 1)) for i in range(rows)]
+    return tuple(WindowSpec(name=f"{GRID_PREFIX}r{i}_b{b:02d}", row=r, bundle=b)
+                 for i, r in enumerate(centres) for b in bundles)

@@ -17,25 +17,30 @@ Out = Annotated[Optional[str], typer.Option(
 Epochs = Annotated[Optional[int], typer.Option("--epochs", min=1, help="Maximum epochs.")]
 Workers = Annotated[int, workers_option("Ray Train workers per training run (DDP)")]
 Smoke = Annotated[bool, smoke_option("one epoch of the tiny model on at most 64 frames per split")]
-Crop = Annotated[str, typer.Option("--crop", help="row0,col0,h,w of the window, or 'none'.")]
+Crop = Annotated[str, typer.Option("--crop", help="row0,col0,h,w of the window, 'none' (whole "
+                                                   "window) or empty (the central 64x64).")]
 Window = Annotated[int, typer.Option("--window", help="Window index.")]
 Downsample = Annotated[int, typer.Option("--downsample", help="Block-mean factor.")]
 
 
 def _crop(text: str):
-    if text.strip().lower() in ("none", ""):
-        return None
+    """``(crop, crop_size)``: explicit box, the whole window, or the central 64 px (default)."""
+    if text.strip() == "":
+        return None, 64
+    if text.strip().lower() == "none":
+        return None, None
     vals = ints(text, "--crop")
     if len(vals) != 4:
         raise ConfigError(f"--crop must have 4 integers, got {text!r}")
-    return tuple(vals)
+    return tuple(vals), 64
 
 
 def _base(flavor, arch, latent, epochs, workers, smoke, crop, window, downsample, lr):
-    from arcray.training.config import TrainConfig
+    from arcray.training.config import TrainConfig, view_of_arch
 
-    kw = dict(flavor=check_flavor(flavor), arch=arch, latent=latent, workers=workers,
-              crop=_crop(crop), window=window, downsample=downsample, lr=lr)
+    box, size = _crop(crop)
+    kw = dict(flavor=check_flavor(flavor), arch=arch, latent=latent, workers=workers, crop=box,
+              crop_size=size, window=window, downsample=downsample, lr=lr, view=view_of_arch(arch))
     if smoke:
         kw.update(epochs=1, max_frames=64)
     if epochs is not None:
@@ -55,9 +60,10 @@ def _cameras(root: str, cameras, flavor: str) -> list[str]:
 @app.command()
 def train(root: Root, out: Out = None, cameras: Cameras = None, flavor: Flavor = "arc",
           latent: Annotated[int, typer.Option("--latent", help="Latent size (1..64).")] = 4,
-          arch: Annotated[str, typer.Option("--arch", help="pca_res, small3, deep_res or tiny.")] = "pca_res",
+          arch: Annotated[str, typer.Option("--arch", help="pca_res, small3, deep_res, tiny (one window), "
+                                                           "grid_res (the detector grid) or line_mlp (line vectors).")] = "pca_res",
           lr: Annotated[float, typer.Option("--lr", help="Learning rate.")] = 3e-4,
-          epochs: Epochs = None, workers: Workers = 1, crop: Crop = "96,96,64,64", window: Window = 0,
+          epochs: Epochs = None, workers: Workers = 1, crop: Crop = "", window: Window = 0,
           downsample: Downsample = 1, max_failures: MaxFailuresOpt = None, address: RayAddress = None,
           smoke: Smoke = False) -> None:
     """Train one autoencoder per camera (Ray Train) and register it in ROOT/models/."""
@@ -81,8 +87,12 @@ def train(root: Root, out: Out = None, cameras: Cameras = None, flavor: Flavor =
 def tune(root: Root, out: Out = None, cameras: Cameras = None, flavor: Flavor = "arc",
          latents: Annotated[str, typer.Option("--latents", help="Latent sizes, e.g. 1,2,4,8.")] = "1,2,4,8",
          archs: Annotated[str, typer.Option("--archs", help="Architectures, comma-separated.")] = "pca_res",
+         views: Annotated[Optional[str], typer.Option(
+             "--views", help="Representations searched, comma-separated: window0, grid, lines (each "
+                             "with the --archs that read it, or its default architecture). "
+                             "Default: the views of --archs.")] = None,
          lrs: Annotated[str, typer.Option("--lrs", help="Learning rates, comma-separated.")] = "0.0003",
-         epochs: Epochs = None, workers: Workers = 1, crop: Crop = "96,96,64,64", window: Window = 0,
+         epochs: Epochs = None, workers: Workers = 1, crop: Crop = "", window: Window = 0,
          downsample: Downsample = 1, max_failures: MaxFailuresOpt = None, address: RayAddress = None,
          smoke: Smoke = False, progress: Progress = None) -> None:
     """Ray Tune over camera x latent x arch x lr (ASHA within one camera and latent size);
@@ -92,7 +102,14 @@ def tune(root: Root, out: Out = None, cameras: Cameras = None, flavor: Flavor = 
     from arcray.raycluster import ensure_ray
     from arcray.training.tune import tune_cameras
 
+    from arcray.training.config import archs_for_views
+
     lat, arch_list, lr_list = ints(latents, "--latents"), list(csv(archs)), floats(lrs, "--lrs")
+    if views is not None:
+        try:
+            arch_list = archs_for_views(list(csv(views)), arch_list)
+        except ValueError as exc:
+            raise ConfigError(f"--views: {exc}") from None
     if smoke:
         lat, arch_list, lr_list = lat[:2], ["tiny"], lr_list[:1]
     if not lat or not arch_list or not lr_list:
@@ -106,7 +123,7 @@ def tune(root: Root, out: Out = None, cameras: Cameras = None, flavor: Flavor = 
                                progress=advance)
     best = summary.table[summary.table["registered"]].sort_values(["camera", "latent"])
     for _, r in best.iterrows():
-        typer.echo(f"{r['camera']} latent={r['latent']}: {r['arch']} lr={r['lr']:g} "
+        typer.echo(f"{r['camera']} latent={r['latent']} [{r['view']}]: {r['arch']} lr={r['lr']:g} "
                    f"val={r['best_val_loss']:.4g} test={r['test_loss']:.4g} "
                    f"pca_val={r['pca_val_loss']:.4g}")
     typer.echo(summary.line())

@@ -106,26 +106,41 @@ class PCAResAutoencoder(nn.Module):
         if pca.components.shape != (self.cfg.latent, self.cfg.height * self.cfg.width_px):
             raise InputError(f"PCA of shape {pca.components.shape} does not fit a latent-"
                              f"{self.cfg.latent} {self.cfg.height}x{self.cfg.width_px} model")
-        comps = np.asarray(pca.components, np.float64)
-        std = np.ones(len(comps))
-        if y_train is not None and len(y_train) > 1:
-            std = pca.encode(y_train).std(0)
-        std = np.where(std > 1e-8, std, 1.0)
-        self.mean.copy_(torch.as_tensor(pca.mean, dtype=torch.float32))
-        self.enc_lin.weight.copy_(torch.as_tensor(comps / std[:, None], dtype=torch.float32))
-        self.dec_lin.weight.copy_(torch.as_tensor((comps * std[:, None]).T, dtype=torch.float32))
+        mean, enc, dec = pca_weights(pca, y_train)
+        self.mean.copy_(mean)
+        self.enc_lin.weight.copy_(enc)
+        self.dec_lin.weight.copy_(dec)
         return self
 
 
+def pca_weights(pca, y_train: np.ndarray | None = None):
+    """``(mean [P], W_e [latent, P], W_d [P, latent])`` float32 tensors of a linear autoencoder
+    equal to ``pca``; with ``y_train`` (images in PCA's shape) the latents are whitened."""
+    comps = np.asarray(pca.components, np.float64)
+    std = np.ones(len(comps))
+    if y_train is not None and len(y_train) > 1:
+        std = pca.encode(y_train).std(0)
+    std = np.where(std > 1e-8, std, 1.0)
+    return (torch.as_tensor(pca.mean, dtype=torch.float32),
+            torch.as_tensor(comps / std[:, None], dtype=torch.float32),
+            torch.as_tensor((comps * std[:, None]).T, dtype=torch.float32))
+
+
 def init_model_from_data(model: nn.Module, y_train: np.ndarray, mask: np.ndarray | None = None):
-    """Data-dependent initialisation of ``model`` from normalised training images (a no-op for
-    models without one). Returns ``model``."""
-    if not isinstance(model, PCAResAutoencoder):
+    """Data-dependent initialisation of ``model`` from normalised training samples (a no-op for
+    models without one: those without ``init_from_pca``). Samples of several windows
+    ``[N, K, H, W]`` are fitted as one ``[N, K*H, W]`` image. Returns ``model``."""
+    if hasattr(model, "init_from_data"):  # line vectors (arcray.model.line_ae)
+        return model.init_from_data(y_train, mask)
+    if not hasattr(model, "init_from_pca"):
         return model
     from arcray.model.pca import fit_pca
 
-    pca = fit_pca(y_train, model.cfg.latent, mask)
     y = np.asarray(y_train, np.float64)
+    if y.ndim == 4:
+        y = y.reshape(len(y), -1, y.shape[-1])
+        mask = None if mask is None else np.asarray(mask).reshape(y.shape)
+    pca = fit_pca(y, model.cfg.latent, mask)
     if mask is not None:  # masked pixels count as the mean, as in PCA's own encode
         y = np.where(np.asarray(mask) != 0, pca.mean.reshape(y.shape[1:]), y)
     return model.init_from_pca(pca, y)

@@ -3,9 +3,12 @@
 
 ``save_model`` writes both atomically (``meta.json`` last, so a directory with a ``meta.json``
 always has its weights). ``load_model(dir)`` returns a ``LoadedModel`` that works in electrons:
-``encode(x [N, H, W]) -> z [N, latent]`` and ``decode(z) -> x [N, H, W]``; ``.view`` says which
-calibrated column / window / crop / downsampling it was trained on, and ``.view.extract(...)``
-(or ``.extract_input``) cuts exactly that input out of calibrated rows.
+``encode(x [N, *input_shape]) -> z [N, latent]`` and ``decode(z) -> x [N, *input_shape]``
+(``input_shape``: ``(H, W)`` for one window, ``(n_windows, H, W)`` for a grid model, ``(D,)`` for
+line vectors); ``.view`` says which calibrated column / windows / crop / downsampling it was trained
+on (None for line vectors), and ``.view.extract(...)`` (or ``.extract_input``) cuts exactly that
+input out of calibrated rows. ``meta["view_name"]`` names the view (absent before views had
+names: window0).
 """
 
 from __future__ import annotations
@@ -21,15 +24,15 @@ from arcray import __version__
 from arcray.errors import InputError
 from arcray.io import atomic_write_bytes, atomic_write_json, exists, read_bytes
 from arcray.model.ae import AEConfig, ConvAutoencoder, build_autoencoder
-from arcray.model.normalise import AsinhNormaliser
+from arcray.model.normalise import AsinhNormaliser, normaliser_from_dict
 from arcray.model.view import View
 from arcray.paths import MODEL_FILE, MODEL_META_FILE, join
 
 
-def save_model(model_dir: str, model: ConvAutoencoder, *, normaliser: AsinhNormaliser, view: View,
+def save_model(model_dir: str, model: ConvAutoencoder, *, normaliser: AsinhNormaliser, view: View | None,
                camera: str, flavor: str, metrics: dict | None = None, config_hash: str | None = None,
                extra: dict | None = None) -> None:
-    """Register ``model`` (a ``ConvAutoencoder``, DDP-unwrapped) in ``model_dir``."""
+    """Register ``model`` (any ``build_autoencoder`` model, DDP-unwrapped) in ``model_dir``."""
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
     buf = io.BytesIO()
     torch.save({"ae_config": model.cfg.to_dict(), "state_dict": state}, buf)
@@ -41,7 +44,7 @@ def save_model(model_dir: str, model: ConvAutoencoder, *, normaliser: AsinhNorma
         "arch": model.cfg.arch,
         "latent": model.cfg.latent,
         "ae_config": model.cfg.to_dict(),
-        "view": view.to_dict(),
+        "view": None if view is None else view.to_dict(),
         "normaliser": normaliser.to_dict(),
         "metrics": metrics or {},
         "config_hash": config_hash,
@@ -56,7 +59,7 @@ class LoadedModel:
 
     model: ConvAutoencoder
     normaliser: AsinhNormaliser
-    view: View
+    view: View | None
     meta: dict = field(default_factory=dict)
     device: str = "cpu"
     batch_size: int = 256
@@ -66,20 +69,23 @@ class LoadedModel:
         return self.model.cfg.latent
 
     @property
-    def input_shape(self) -> tuple[int, int]:
-        return self.model.cfg.height, self.model.cfg.width_px
+    def input_shape(self) -> tuple[int, ...]:
+        """One sample's shape: ``(H, W)``, ``(n_windows, H, W)`` or ``(D,)``."""
+        return tuple(self.model.cfg.input_shape)
 
     def extract_input(self, images: np.ndarray, mask: np.ndarray | None = None):
-        """Calibrated column values (e.g. ``windows`` [N, n_win, 256, 256]) -> ``(x, mask)``."""
+        """Calibrated column values (e.g. ``windows`` [N, n_win, 128, 128]) -> ``(x, mask)``."""
+        if self.view is None:
+            raise InputError("this model reads line vectors, not calibrated images")
         return self.view.extract(images, mask)
 
     @torch.no_grad()
     def encode(self, x: np.ndarray) -> np.ndarray:
-        """Electron images ``[N, H, W]`` (the view's shape) -> latents ``[N, latent]`` float32."""
+        """Electron samples ``[N, *input_shape]`` (the view's shape) -> latents ``[N, latent]``."""
         x = np.asarray(x, np.float32)
-        if x.ndim != 3 or tuple(x.shape[1:]) != self.input_shape:
-            raise InputError(f"encode expects [N, {self.input_shape[0]}, {self.input_shape[1]}] "
-                             f"electrons, got shape {x.shape}")
+        if x.ndim != 1 + len(self.input_shape) or tuple(x.shape[1:]) != self.input_shape:
+            raise InputError(f"encode expects [N, {', '.join(map(str, self.input_shape))}] "
+                             f"samples, got shape {x.shape}")
         out = []
         for i in range(0, len(x), self.batch_size):
             y = torch.from_numpy(self.normaliser.forward(x[i:i + self.batch_size])).to(self.device)
@@ -88,7 +94,7 @@ class LoadedModel:
 
     @torch.no_grad()
     def decode(self, z: np.ndarray) -> np.ndarray:
-        """Latents ``[N, latent]`` -> electron images ``[N, H, W]`` float32."""
+        """Latents ``[N, latent]`` -> electron samples ``[N, *input_shape]`` float32."""
         z = np.asarray(z, np.float32)
         if z.ndim != 2 or z.shape[1] != self.latent:
             raise InputError(f"decode expects [N, {self.latent}] latents, got shape {z.shape}")
@@ -96,8 +102,7 @@ class LoadedModel:
         for i in range(0, len(z), self.batch_size):
             y = self.model.decode(torch.from_numpy(z[i:i + self.batch_size]).to(self.device))
             out.append(self.normaliser.inverse(y.float().cpu().numpy()))
-        h, w = self.input_shape
-        return np.concatenate(out) if out else np.zeros((0, h, w), np.float32)
+        return np.concatenate(out) if out else np.zeros((0, *self.input_shape), np.float32)
 
     def reconstruct(self, x: np.ndarray) -> np.ndarray:
         return self.decode(self.encode(x))
@@ -113,5 +118,6 @@ def load_model(model_dir: str, *, device: str = "cpu") -> LoadedModel:
     model = build_autoencoder(AEConfig(**blob["ae_config"]))
     model.load_state_dict(blob["state_dict"])
     model.to(device).eval()
-    return LoadedModel(model=model, normaliser=AsinhNormaliser.from_dict(meta["normaliser"]),
-                       view=View.from_dict(meta["view"]), meta=meta, device=device)
+    return LoadedModel(model=model, normaliser=normaliser_from_dict(meta["normaliser"]),
+                       view=View.from_dict(meta["view"]) if meta.get("view") else None, meta=meta,
+                       device=device)

@@ -19,8 +19,9 @@ DPI = 110
 
 
 def make_figures(layout: Layout, table: pd.DataFrame, histories: dict, test_frames: np.ndarray,
-                 *, camera: str, flavor: str, n_frames: int = 3) -> list[str]:
-    """Write the three figures; return their paths."""
+                 *, camera: str, flavor: str, n_frames: int = 3, view: str = "window0") -> list[str]:
+    """Write the three figures of ``view``'s models; return their paths. Reconstructions show
+    images only: the first window of a grid view, none for line vectors."""
     plt = pyplot()
     out = []
     reg = table[table["registered"]].sort_values("latent")
@@ -48,22 +49,23 @@ def make_figures(layout: Layout, table: pd.DataFrame, histories: dict, test_fram
     out.append(save_png(fig, layout.train_figure(camera, flavor, "loss_vs_latent"), dpi=DPI))
 
     frames = np.asarray(test_frames)[:n_frames]
-    if len(frames) and len(reg):
-        out.append(_reconstructions(plt, layout, reg, frames, camera, flavor))
+    if len(frames) and len(reg) and frames.ndim in (3, 4):
+        out.append(_reconstructions(plt, layout, reg, frames, camera, flavor, view))
     return out
 
 
-def _reconstructions(plt, layout, reg, frames, camera, flavor) -> str:
+def _reconstructions(plt, layout, reg, frames, camera, flavor, view) -> str:
     lats = list(reg["latent"])
     fig, axes = plt.subplots(len(frames), 1 + len(lats), squeeze=False,
                              figsize=(1.8 * (1 + len(lats)), 1.8 * len(frames)))
-    models = {lat: load_model(layout.model_dir(camera, flavor, lat)) for lat in lats}
+    models = {lat: load_model(layout.model_dir(camera, flavor, lat, view)) for lat in lats}
     vmax = float(np.arcsinh(np.percentile(frames, 99.5)))
+    first = (lambda a: a[0]) if frames.ndim == 4 else (lambda a: a)  # a grid: its first window
     for i, x in enumerate(frames):
-        axes[i, 0].imshow(np.arcsinh(x), vmin=0, vmax=vmax, cmap="magma")
+        axes[i, 0].imshow(np.arcsinh(first(x)), vmin=0, vmax=vmax, cmap="magma")
         axes[i, 0].set_title("data" if i == 0 else "", fontsize=8)
         for j, lat in enumerate(lats, start=1):
-            rec = models[lat].reconstruct(x[None])[0]
+            rec = first(models[lat].reconstruct(x[None])[0])
             axes[i, j].imshow(np.arcsinh(np.clip(rec, 0, None)), vmin=0, vmax=vmax, cmap="magma")
             if i == 0:
                 axes[i, j].set_title(f"latent {lat}", fontsize=8)

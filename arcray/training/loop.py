@@ -18,7 +18,7 @@ import torch
 
 from arcray.model.ae import AEConfig, build_autoencoder
 from arcray.model.loss import masked_sse_count
-from arcray.model.normalise import AsinhNormaliser
+from arcray.model.normalise import AsinhNormaliser, normaliser_from_dict
 from arcray.training.config import TrainConfig
 
 STATE_FILE = "state.pt"
@@ -51,7 +51,7 @@ def _allreduce(values: list[float]) -> list[float]:
     return t.tolist()
 
 
-def run_epoch(model, batches, norm: AsinhNormaliser, device, *, optimizer=None,
+def run_epoch(model, batches, norm, device, *, optimizer=None,
               autocast: bool = False) -> tuple[float, float, int]:
     """One pass; returns (sum of squared errors, good pixels, samples). Trains if ``optimizer``."""
     sse, npix, nsamp = 0.0, 0.0, 0
@@ -73,27 +73,39 @@ def run_epoch(model, batches, norm: AsinhNormaliser, device, *, optimizer=None,
 
 
 class ShardBatches:
-    """Batches of one Ray Data shard. With ``cache`` (per-camera views are small: a 64x64 crop is
-    16 kB) the shard is streamed once through ``iter_torch_batches`` and kept in worker memory, so
-    later epochs skip Ray Data's per-epoch start-up and are reshuffled locally."""
+    """Batches of one Ray Data shard, streamed from Parquet through ``iter_torch_batches``.
 
-    def __init__(self, shard, batch_size: int, *, cache: bool, shuffle: bool, seed: int = 0):
-        self.shard, self.bs, self.cache = shard, batch_size, cache
+    With ``cache_bytes > 0`` the first epoch also keeps what it streamed in worker memory while
+    it stays under ``cache_bytes`` (a 64x64 crop is 16 kB, a 16-window grid 330 kB a frame);
+    later epochs then skip Ray Data's per-epoch start-up and are reshuffled locally. A shard past
+    the budget is dropped from memory and streamed again every epoch."""
+
+    def __init__(self, shard, batch_size: int, *, cache_bytes: float, shuffle: bool, seed: int = 0):
+        self.shard, self.bs, self.budget = shard, batch_size, float(cache_bytes)
         self.shuffle, self.seed = shuffle, seed
         self._data: tuple[torch.Tensor, torch.Tensor] | None = None
+        self.cached = False  # the whole shard is held in memory
 
     def epoch(self, epoch: int):
-        if not self.cache:
-            yield from self.shard.iter_torch_batches(batch_size=self.bs)
+        if self.cached:
+            yield from self._from_cache(epoch)
             return
-        if self._data is None:
-            xs, ms = [], []
-            for b in self.shard.iter_torch_batches(batch_size=self.bs):
-                xs.append(b["x"])
-                ms.append(b["m"])
-                yield b
-            self._data = (torch.cat(xs), torch.cat(ms)) if xs else (torch.zeros(0), torch.zeros(0))
-            return
+        keep = self.budget > 0
+        xs, ms, nbytes = [], [], 0
+        for b in self.shard.iter_torch_batches(batch_size=self.bs):
+            if keep:
+                nbytes += b["x"].nbytes + b["m"].nbytes
+                if nbytes > self.budget:
+                    keep, xs, ms = False, [], []
+                else:
+                    xs.append(b["x"])
+                    ms.append(b["m"])
+            yield {"x": b["x"], "m": b["m"]}
+        if keep and xs:
+            self._data, self.cached = (torch.cat(xs), torch.cat(ms)), True
+        self.budget = self.budget if keep else 0.0  # past the budget once: stream from now on
+
+    def _from_cache(self, epoch: int):
         x, m = self._data
         order = (torch.randperm(len(x), generator=torch.Generator().manual_seed(self.seed + epoch))
                  if self.shuffle else torch.arange(len(x)))
@@ -132,11 +144,12 @@ def train_loop_per_worker(config: dict) -> None:
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     start, best, bad, history = _resume(model, optimizer)
     model = ray.train.torch.prepare_model(model)
-    norm = AsinhNormaliser.from_dict(config["normaliser"])
+    norm = normaliser_from_dict(config["normaliser"])
     autocast = device.type == "cuda"  # bf16 on GPU
-    train_b = ShardBatches(ray.train.get_dataset_shard("train"), cfg.batch_size, cache=cfg.cache_shard,
+    budget = cfg.cache_mb * 1e6 if cfg.cache_shard else 0.0
+    train_b = ShardBatches(ray.train.get_dataset_shard("train"), cfg.batch_size, cache_bytes=budget,
                            shuffle=True, seed=cfg.seed)
-    val_b = ShardBatches(ray.train.get_dataset_shard("val"), cfg.batch_size, cache=cfg.cache_shard,
+    val_b = ShardBatches(ray.train.get_dataset_shard("val"), cfg.batch_size, cache_bytes=budget,
                          shuffle=False)
     hook = config.get("epoch_hook")
     for epoch in range(start, cfg.epochs):

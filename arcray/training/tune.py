@@ -1,14 +1,21 @@
-"""Ray Tune over camera x latent size x architecture x learning rate (ASHA), driving Ray Train.
+"""Ray Tune over camera x latent size x representation x architecture x learning rate (ASHA),
+driving Ray Train.
+
+The representation (``TrainConfig.view``: window0, grid, lines) is the one each architecture
+reads (``config.view_of_arch``): ``grid_res`` the detector grid, ``line_mlp`` line vectors, the
+others one window. Every view is prepared once per camera (streamed Ray Datasets) and its best
+model per latent size is registered at ``Layout.model_dir(camera, flavor, latent, view)``; losses
+of different views are never compared (other pixels, other units).
 
 In Ray 2.60 Tune drives Train through a function trainable: each trial builds one
 ``TorchTrainer`` (``trainer.build_trainer``) with ``TuneReportCallback`` so every epoch's metrics
 reach Tune, whose ASHA scheduler stops weak trials early (only among trials of one camera and
-latent size, see ``_groups``). Every camera's trials run in one Tuner when nothing is pruned, so
+latent size and view, see ``_groups``). Every camera's trials run in one Tuner when nothing is pruned, so
 their start-up (a trial driver, a Train controller and worker, Ray Data split coordinators: seconds
 of imports each) overlaps. Resources per trial are sized to the cluster so that trial drivers +
 training workers never take every CPU (Ray Data needs one). Afterwards, per (camera, flavor,
 latent), the trial with the lowest validation loss is registered in the model store
-(``best_trials``), and every trial (plus PCA at the same latent) goes into the results table. A
+(``best_trials``, per view), and every trial (plus PCA at the same latent) goes into the results table. A
 failed trial is a row with its error (``TuneSummary.n_failed``; the caller's ``--max-failures``
 decides), never an exception.
 """
@@ -25,19 +32,18 @@ from dataclasses import dataclass, field
 import pandas as pd
 import pyarrow as pa
 
-from arcray.errors import InputError
+from arcray.errors import ConfigError, InputError
 from arcray.io import atomic_write_parquet, exists, provenance
-from arcray.model.ae import arch_config
+from arcray.model.ae import ARCHS
 from arcray.paths import Layout
 from arcray.stages import StageSummary
-from arcray.training.data import prepare_data
-from arcray.training.config import TrainConfig
+from arcray.training.config import TrainConfig, view_of_arch
 from arcray.training.trainer import (build_trainer, initial_state, loop_config, model_config, pca_losses,
-                                     register)
+                                     prepare_for, register)
 
 log = logging.getLogger(__name__)
 
-RESULT_COLUMNS = ["camera", "flavor", "trial_id", "arch", "latent", "lr", "status", "epochs_run",
+RESULT_COLUMNS = ["camera", "flavor", "view", "trial_id", "arch", "latent", "lr", "status", "epochs_run",
                   "train_loss", "val_loss", "best_val_loss", "pca_val_loss", "pca_test_loss",
                   "test_loss", "registered", "checkpoint_path", "error"]
 
@@ -61,8 +67,8 @@ def _trainable(config: dict, base: dict, prepared: dict, inits: dict, storage_pa
     from ray.tune.integration.ray_train import TuneReportCallback
 
     cfg = TrainConfig(**{**base, "camera": config["camera"], "latent": config["latent"],
-                         "arch": config["arch"], "lr": config["lr"]})
-    data = prepared[cfg.camera]
+                         "arch": config["arch"], "lr": config["lr"], "view": view_of_arch(config["arch"])})
+    data = prepared[(cfg.camera, cfg.view)]
     ae_cfg, init_state = inits[(cfg.camera, cfg.arch, cfg.latent)]
     lcfg = loop_config(cfg, ae_cfg, data.normaliser, init_state=init_state)
     name = f"{tune.get_context().get_experiment_name()}-{tune.get_context().get_trial_id()}"
@@ -75,61 +81,80 @@ def _initial_models(base: TrainConfig, prepared: dict, latents, archs) -> dict:
     """``(camera, arch, latent) -> (AEConfig, initial weights or None)``, computed once on the driver
     (shapes and the training PCA come from the data; every trial of that cell reuses them)."""
     out = {}
-    for cam, data in prepared.items():
-        for arch in archs:
+    for (cam, view), data in prepared.items():
+        for arch in (a for a in archs if view_of_arch(a) == view):
             for lat in sorted(set(int(v) for v in latents)):
-                cfg = base.model_copy(update={"camera": cam, "arch": arch, "latent": lat})
+                cfg = base.model_copy(update={"camera": cam, "arch": arch, "latent": lat, "view": view})
                 ae_cfg = model_config(cfg, data)
                 out[(cam, arch, lat)] = (ae_cfg, initial_state(ae_cfg, data))
     return out
 
 
-def _groups(cameras, latents, archs, lrs) -> list[tuple[list, list]]:
-    """The Tuner runs: ``[(cameras, latents), ...]``.
+def _groups(cameras, latents, archs, lrs) -> list[tuple[list, list, list]]:
+    """The Tuner runs: ``[(cameras, latents, archs), ...]``.
 
-    With one (arch, lr) per latent size nothing is pruned and one Tuner runs every (camera, latent)
+    With one (arch, lr) per (latent size, view) nothing is pruned and one Tuner runs every
     trial at once (trial start-up overlaps). With several, ASHA prunes weak (arch, lr) trials, but
-    only against trials of the same camera and latent size: a larger latent always reaches a lower
-    loss and another camera has another scale, so across them it would stop the wrong trials and
-    bias loss-vs-latent. Each (camera, latent) then gets its own Tuner."""
-    if len(archs) * len(lrs) == 1:
-        return [(list(cameras), list(latents))]
-    return [([c], [lat]) for c in cameras for lat in latents]
+    only against trials of the same camera, latent size and view: a larger latent always reaches a
+    lower loss, another camera has another scale and another view other pixels, so across them it
+    would stop the wrong trials and bias loss-vs-latent. Each (camera, latent, view) then gets its
+    own Tuner."""
+    by_view: dict[str, list] = {}
+    for a in archs:
+        by_view.setdefault(view_of_arch(a), []).append(a)
+    if len(lrs) == 1 and all(len(v) == 1 for v in by_view.values()):
+        return [(list(cameras), list(latents), list(archs))]
+    return [([c], [lat], va) for c in cameras for lat in latents for va in by_view.values()]
+
+
+def views_of(archs) -> list[str]:
+    """The views the architectures read, in first-seen order."""
+    return list(dict.fromkeys(view_of_arch(a) for a in archs))
 
 
 def run_tune(data_root: str, out_root: str, base: TrainConfig, *, latents, archs, lrs,
              cameras=None, grace_period: int = 2, prepared: dict | None = None,
              progress=None) -> tuple[pd.DataFrame, dict]:
-    """Search latent x arch x lr for each camera of ``cameras`` (default ``base.camera``) and
-    ``base.flavor``; register the best model per (camera, latent).
+    """Search latent x arch (and so view) x lr for each camera of ``cameras`` (default
+    ``base.camera``) and ``base.flavor``; register the best model per (camera, view, latent).
 
     ``progress(n)`` (optional) is called as trials end, and then Tune's own trial tables are not
     printed. Returns the trial table and each trial's per-epoch metrics (trial_id -> DataFrame)."""
-    for a in archs:
-        arch_config(a, 1, 64, 64)  # unknown names fail here, before any cluster work
+    for a in archs:  # unknown names fail here, before any cluster work
+        if a not in ARCHS:
+            raise ConfigError(f"unknown architecture {a!r}; choose one of {sorted(ARCHS)}")
     cameras = list(cameras or [base.camera])
     layout = Layout(out_root)
     prepared = dict(prepared or {})
     for cam in cameras:
-        if cam not in prepared:
-            prepared[cam] = prepare_data(data_root, cam, base.flavor, base.view(),
-                                         max_frames=base.max_frames)
+        for view in views_of(archs):
+            if (cam, view) not in prepared:
+                prepared[(cam, view)] = prepare_for(data_root, _cfg_for(base, cam, view, archs))
     inits = _initial_models(base, prepared, latents, archs)
     tables, histories = [], {}
-    for cams, lats in _groups(cameras, latents, archs, lrs):
-        grid, name = _fit(base, layout, {c: prepared[c] for c in cams}, inits, cams, lats, archs,
-                          lrs, grace_period, progress)
+    for cams, lats, arch_group in _groups(cameras, latents, archs, lrs):
+        views = views_of(arch_group)
+        grid, name = _fit(base, layout, {(c, v): prepared[(c, v)] for c in cams for v in views}, inits,
+                          cams, lats, arch_group, lrs, grace_period, progress)
         tables.append(_trial_table(grid, base))
         histories.update({r.metrics.get("trial_id", ""): _history(r) for r in grid})
         if tables[-1]["val_loss"].isna().all():
             log.warning("every trial of %s failed; first error: %s", name,
                         tables[-1]["error"].dropna().head(1).tolist())
     table = _register_best(pd.concat(tables, ignore_index=True), layout, prepared, base)
-    pca = {cam: pca_losses(prepared[cam], sorted(set(int(v) for v in latents))) for cam in cameras}
+    pca = {key: pca_losses(data, sorted(set(int(v) for v in latents))) for key, data in prepared.items()
+           if key[0] in cameras and key[1] in views_of(archs)}
     for split in ("val", "test"):
-        table[f"pca_{split}_loss"] = [pca[c].get(int(l), {}).get(f"pca_{split}_loss", math.nan)
-                                      for c, l in zip(table["camera"], table["latent"])]
+        table[f"pca_{split}_loss"] = [
+            pca.get((c, v), {}).get(int(l), {}).get(f"pca_{split}_loss", math.nan)
+            for c, v, l in zip(table["camera"], table["view"], table["latent"])]
     return table, histories
+
+
+def _cfg_for(base: TrainConfig, camera: str, view: str, archs) -> TrainConfig:
+    """``base`` for one camera and view (with the first architecture that reads that view)."""
+    arch = next(a for a in archs if view_of_arch(a) == view)
+    return base.model_copy(update={"camera": camera, "view": view, "arch": arch})
 
 
 def _fit(base: TrainConfig, layout: Layout, prepared: dict, inits: dict, cameras, latents, archs,
@@ -145,9 +170,10 @@ def _fit(base: TrainConfig, layout: Layout, prepared: dict, inits: dict, cameras
         tune.with_parameters(_trainable, base=base.model_dump(), prepared=prepared, inits=inits,
                              storage_path=layout.train_runs), {"CPU": 1})
     tag = "-".join(cameras) + (f"-l{latents[0]}" if len(latents) == 1 and len(cameras) == 1 else "")
+    tag += "-" + "-".join(views_of(archs))
     name = f"tune-{tag}-{base.flavor}-{base.config_hash()}"
     scheduler = None
-    if len(cameras) == 1 and len(set(latents)) == 1 and n_trials > 1:  # see _groups
+    if len(cameras) == 1 and len(set(latents)) == 1 and len(views_of(archs)) == 1 and n_trials > 1:
         scheduler = ASHAScheduler(max_t=base.epochs, grace_period=min(grace_period, base.epochs),
                                   reduction_factor=2)
     tuner = tune.Tuner(
@@ -219,7 +245,7 @@ def _trial_table(grid, base: TrainConfig) -> pd.DataFrame:
         ok = r.error is None and not df.empty and "val_loss" in df
         best_i = df["val_loss"].idxmin() if ok else None
         rows.append({
-            "camera": r.config["camera"], "flavor": base.flavor,
+            "camera": r.config["camera"], "flavor": base.flavor, "view": view_of_arch(r.config["arch"]),
             "trial_id": r.metrics.get("trial_id", ""),
             "arch": r.config["arch"], "latent": int(r.config["latent"]), "lr": float(r.config["lr"]),
             "status": "ok" if ok else "failed", "epochs_run": int(len(df)),
@@ -233,10 +259,11 @@ def _trial_table(grid, base: TrainConfig) -> pd.DataFrame:
 
 
 def best_trials(table: pd.DataFrame) -> list:
-    """Index (in ``table``) of the trial to register per (camera, latent): the lowest best
+    """Index (in ``table``) of the trial to register per (camera, latent, view): the lowest best
     validation loss among the trials that completed with a checkpoint."""
     ok = table[table["status"] == "ok"].dropna(subset=["checkpoint_path", "best_val_loss"])
-    return [grp["best_val_loss"].idxmin() for _, grp in ok.groupby(["camera", "latent"])]
+    keys = ["camera", "latent"] + (["view"] if "view" in table else [])
+    return [grp["best_val_loss"].idxmin() for _, grp in ok.groupby(keys)]
 
 
 def _register_best(table: pd.DataFrame, layout: Layout, prepared: dict,
@@ -248,13 +275,13 @@ def _register_best(table: pd.DataFrame, layout: Layout, prepared: dict,
     table = table.assign(registered=False, test_loss=math.nan)
     for i in best_trials(table):
         row = table.loc[i]
-        cam = row["camera"]
+        cam, data = row["camera"], prepared[(row["camera"], row["view"])]
         metrics = {"val_loss": row["best_val_loss"], "train_loss": row["train_loss"],
                    "arch": row["arch"], "lr": row["lr"], "trial_id": row["trial_id"],
                    "epochs_run": int(row["epochs_run"])}
         with Checkpoint(row["checkpoint_path"]).as_directory() as d:
-            model_dir = register(layout, d, prepared[cam], camera=cam, flavor=base.flavor,
-                                 view=base.view(), metrics=metrics, config_hash=base.config_hash())
+            model_dir = register(layout, d, data, camera=cam, flavor=base.flavor,
+                                 view=data.view, metrics=metrics, config_hash=base.config_hash())
 
         table.loc[i, "registered"] = True
         table.loc[i, "test_loss"] = load_model(model_dir).meta["metrics"]["test_loss"]
@@ -262,15 +289,17 @@ def _register_best(table: pd.DataFrame, layout: Layout, prepared: dict,
 
 
 def write_results(layout: Layout, table: pd.DataFrame, config_hash: str | None) -> str:
-    """Merge ``table`` into ``Layout.tune_results``, replacing earlier rows of its (camera, flavor)."""
+    """Merge ``table`` into ``Layout.tune_results``, replacing earlier rows of its (camera, flavor,
+    view); rows written before views had names are window0's."""
     import pyarrow.parquet as pq
 
     table = table.reindex(columns=RESULT_COLUMNS)
     path = layout.tune_results
     if exists(path):
         old = pq.read_table(path).to_pandas()
-        keys = set(zip(table["camera"], table["flavor"]))
-        old = old[[(c, f) not in keys for c, f in zip(old["camera"], old["flavor"])]]
+        old["view"] = old["view"].fillna("window0") if "view" in old else "window0"
+        keys = set(zip(table["camera"], table["flavor"], table["view"]))
+        old = old[[k not in keys for k in zip(old["camera"], old["flavor"], old["view"])]]
         table = pd.concat([old.reindex(columns=RESULT_COLUMNS), table], ignore_index=True)
     if table.empty:
         raise InputError("no trials to write")
@@ -289,20 +318,23 @@ class TuneSummary(StageSummary):
 
 def tune_cameras(data_root: str, out_root: str, base: TrainConfig, cameras: list[str], *, latents,
                  archs, lrs, figures: bool = True, progress=None) -> TuneSummary:
-    """``run_tune`` over every camera at once, results table merged, figures written per camera."""
+    """``run_tune`` over every camera at once, results table merged, figures written per camera
+    (of the first view searched)."""
     from arcray.training.figures import make_figures
 
     t0 = time.perf_counter()
     layout = Layout(out_root)
-    prepared = {cam: prepare_data(data_root, cam, base.flavor, base.view(), max_frames=base.max_frames)
-                for cam in cameras}
+    first_view = views_of(archs)[0]
+    prepared = {(cam, v): prepare_for(data_root, _cfg_for(base, cam, v, archs))
+                for cam in cameras for v in views_of(archs)}
     table, histories = run_tune(data_root, out_root, base, cameras=cameras, latents=latents,
                                 archs=archs, lrs=lrs, prepared=prepared, progress=progress)
     write_results(layout, table, base.config_hash())
     if figures:
-        for cam, part in table.groupby("camera", sort=True):
+        for cam, part in table[table["view"] == first_view].groupby("camera", sort=True):
             make_figures(layout, part.reset_index(drop=True), histories,
-                         prepared[cam].arrays("test", 3)["x"], camera=cam, flavor=base.flavor)
+                         prepared[(cam, first_view)].arrays("test", 3)["x"], camera=cam,
+                         flavor=base.flavor, view=first_view)
     n_failed = int((table["status"] != "ok").sum())
     return TuneSummary(stage="tune", n_ok=len(table) - n_failed, n_failed=n_failed,
                        seconds=time.perf_counter() - t0, unit="trials", failures=layout.tune_results,
