@@ -24,6 +24,7 @@ Tree under the root::
     regress/predictions/camera=<cam>/{latents,frames}.parquet  predicted latents, decoded frames
     regress/{scores,floors,state_errors}.parquet        scores, truth floors, state errors
     predict/predictions/mjd=<mjd>.{parquet,fits}, predict/scores.parquet   predicted state per exposure
+    predict/eval/{scored,predictors,decisions}.parquet, predict/eval/{timeline,quiver}-<cam>.png   held-out scoring
     report/index.html, report/fig/<name>.png            the static report
 
 Every method returns one name; nothing else in arcray builds a path below the root, and no reader
@@ -173,16 +174,20 @@ class Layout:
     def models(self) -> str:
         return self._p("models")
 
-    def model_dir(self, camera: str, flavor: str, latent: int) -> str:
-        return self._p("models", camera, flavor, f"latent={int(latent)}")
+    def model_dir(self, camera: str, flavor: str, latent: int, view: str = "window0") -> str:
+        """A registered model: ``models/<camera>/<flavor>/latent=<l>`` for the window0 view (the
+        path before views had names), ``.../view=<view>/latent=<l>`` for the others."""
+        if view in ("window0", "", None):
+            return self._p("models", camera, flavor, f"latent={int(latent)}")
+        return self._p("models", camera, flavor, f"view={view}", f"latent={int(latent)}")
 
-    def model_file(self, camera: str, flavor: str, latent: int) -> str:
+    def model_file(self, camera: str, flavor: str, latent: int, view: str = "window0") -> str:
         """The registered weights (``arcray.model.store``)."""
-        return join(self.model_dir(camera, flavor, latent), MODEL_FILE)
+        return join(self.model_dir(camera, flavor, latent, view), MODEL_FILE)
 
-    def model_meta(self, camera: str, flavor: str, latent: int) -> str:
+    def model_meta(self, camera: str, flavor: str, latent: int, view: str = "window0") -> str:
         """The registered model's ``meta.json`` (written last: it marks a complete model)."""
-        return join(self.model_dir(camera, flavor, latent), MODEL_META_FILE)
+        return join(self.model_dir(camera, flavor, latent, view), MODEL_META_FILE)
 
     @property
     def train_runs(self) -> str:
@@ -280,6 +285,28 @@ class Layout:
     def predict_scores(self) -> str:
         """Each predicted night scored against its measured arcs (one row per night, camera, predictor)."""
         return self._p("predict", "scores.parquet")
+
+    @property
+    def predict_eval_scored(self) -> str:
+        """Every night predicted by models fitted without it, each row with its error against the
+        actual field (``arcray predict --evaluate``)."""
+        return self._p("predict", "eval", "scored.parquet")
+
+    @property
+    def predict_eval_table(self) -> str:
+        """Per camera and predictor: RMS x/y, ratio to the floor and to reuse, coverage, skips."""
+        return self._p("predict", "eval", "predictors.parquet")
+
+    @property
+    def predict_eval_decisions(self) -> str:
+        """Per camera, tolerance and rule (arcray's, time-only): arcs skipped and unsafe skips."""
+        return self._p("predict", "eval", "decisions.parquet")
+
+    def predict_timeline_figure(self, camera: str) -> str:
+        return self._p("predict", "eval", f"timeline-{camera}.png")
+
+    def predict_quiver_figure(self, camera: str) -> str:
+        return self._p("predict", "eval", f"quiver-{camera}.png")
 
     # -- represent (benchmarks/bench_represent.py: representations scored against the truth) --------
     @property
