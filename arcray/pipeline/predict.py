@@ -92,7 +92,7 @@ def nights_of(frames: pd.DataFrame, mjd: int | None, exposures: Iterable[int] | 
 
 def _arrow(df: pd.DataFrame) -> pa.Table:
     t = pa.Table.from_pandas(df, preserve_index=False)
-    unit = {t_: "px" for t_ in (*FIELD_TERMS, "expected_error", "upper90", "tolerance")} | {"hours_since_arc": "h"}
+    unit = {t_: "px" for t_ in (*FIELD_TERMS, "predicted_change", "expected_error", "upper90", "tolerance")} | {"hours_since_arc": "h"}
     fields = [pa.field(f.name, pa.string() if pa.types.is_large_string(f.type) or pa.types.is_string_view(f.type)
                        else f.type, metadata={"unit": unit.get(f.name, "")}) for f in t.schema]
     return t.cast(pa.schema(fields))
@@ -173,3 +173,74 @@ def _merge_scores(layout: Layout, scores: pd.DataFrame, nights: list[int]) -> No
         scores = pd.concat([old[~old["mjd"].isin(nights)], scores], ignore_index=True)
     scores = scores.sort_values(["mjd", "camera", "predictor", "subset"], kind="stable").reset_index(drop=True)
     atomic_write_parquet(path, pa.Table.from_pandas(scores, preserve_index=False), provenance(None, ["predict"]))
+
+
+def run_evaluate(root: str, *, truth: str | None = None, cameras: Iterable[str] | None = None,
+                 progress: Callable[..., None] | None = None, quiver_exposures: int = 3) -> StageSummary:
+    """Score ``arcray predict`` by nights held out: every night of every camera predicted by models
+    fitted without it (``evaluate.leave_one_night_out``), against the simulated world's true field
+    when ``truth`` (its ``truth.parquet``) is given (floors too), else against the measured usable
+    arcs. Writes ``Layout.predict_eval_scored``, ``predict_eval_table``, ``predict_eval_decisions``,
+    a night timeline per camera (``predict_timeline_figure``: the night with the most arcs) and,
+    with a truth only, residual quivers of ``quiver_exposures`` test arcs per camera
+    (``predict_quiver_figure``: the primary's largest errors of that night)."""
+    from arcray.analysis import predict_figures
+    from arcray.predict.evaluate import (accuracy, attach_errors, coverage, decision_table, decisions,
+                                         leave_one_night_out, predictor_table)
+    from arcray.predict.features import usable_arcs
+    from arcray.predict.uncertainty import TOLERANCES
+
+    t0 = time.perf_counter()
+    layout = Layout(root)
+    frames = load_exposures(root, cameras)
+    if frames["mjd"].nunique() < 3:
+        raise InputError(f"evaluation holds out one night at a time and needs at least 3 nights ({frames['mjd'].nunique()} in {root})")
+    true = None
+    if truth is not None:
+        if not exists(truth):
+            raise InputError(f"no truth table at {truth}")
+        import pyarrow.parquet as pq
+
+        true = pq.read_table(pa.BufferReader(read_bytes(truth))).to_pandas()
+        actual = true
+    else:
+        ok = usable_arcs(frames, frames[list(FIELD_TERMS)].to_numpy(float))
+        actual = frames.loc[ok, ["camera", "expnum", *FIELD_TERMS]]
+    preds, rules = leave_one_night_out(frames, progress=progress)
+    scored = attach_errors(preds, actual)
+    fl = None
+    if true is not None:
+        from arcray.sim.truth import floors
+
+        fl = floors(true)
+    acc, cov = accuracy(scored, fl), coverage(scored)
+    dec = decisions(scored, rules, TOLERANCES)
+    table = predictor_table(acc, cov, dec)
+    prov = provenance(None, ["predict", "evaluate"], against="truth" if true is not None else "measured")
+    for path, df in ((layout.predict_eval_scored, scored), (layout.predict_eval_table, table),
+                     (layout.predict_eval_decisions, decision_table(dec))):
+        atomic_write_parquet(path, pa.Table.from_pandas(df, preserve_index=False), prov)
+    outputs = {"scored": layout.predict_eval_scored, "table": layout.predict_eval_table,
+               "decisions": layout.predict_eval_decisions}
+    primary = scored[scored["primary"]]
+    for cam, g in primary.groupby("camera"):
+        night = int(g[g["flavor"] == "arc"].groupby("mjd").size().idxmax()) if (g["flavor"] == "arc").any() \
+            else int(g["mjd"].iloc[0])
+        rows = g[g["mjd"] == night]
+        outputs[f"timeline {cam}"] = predict_figures.night_timeline(
+            rows, layout.predict_timeline_figure(cam),
+            title=f"{cam}, night {night} (held out): predicted error after each arc vs the true error")
+        if true is not None:
+            pick = rows[rows["err"].notna()].nlargest(quiver_exposures, "err").sort_values("expnum")
+            if len(pick):
+                tf = true.set_index(["camera", "expnum"]).loc[[(cam, int(e)) for e in pick["expnum"]], list(FIELD_TERMS)]
+                outputs[f"quiver {cam}"] = predict_figures.residual_quiver(
+                    cam, pick[list(FIELD_TERMS)].to_numpy(float), tf.to_numpy(float),
+                    [f"{cam} {night}/{int(e)}, {h:.1f} h after its arc" if np.isfinite(h) else f"{cam} {night}/{int(e)}, first arc"
+                     for e, h in zip(pick["expnum"], pick["hours_since_arc"])],
+                    layout.predict_quiver_figure(cam), title=f"{cam}, night {night}: {primary['predictor'].iloc[0]}'s "
+                                                             "largest errors (held out)")
+    notes = tuple(f"{r.camera} {r.predictor}: RMS {r.rms_xy:.3f} px" + (f" = {r.x_floor:.2f}x floor" if "x_floor" in table else "")
+                  + f", {r.below_reuse * 100:.0f} % below reuse" for r in table.itertuples() if r.predictor == "refarc")
+    return StageSummary(stage="predict-evaluate", n_ok=int(scored[["camera", "mjd"]].drop_duplicates().shape[0]), n_failed=0,
+                        seconds=time.perf_counter() - t0, unit="camera-nights", outputs=outputs, notes=notes)

@@ -146,3 +146,47 @@ def _decision(cam, tol, rule, skip, err) -> dict:
     return {"camera": cam, "tolerance": tol, "rule": rule, "arcs": len(skip), "skipped": n_skip,
             "skipped_share": n_skip / len(skip) if len(skip) else np.nan,
             "unsafe": unsafe, "unsafe_share": unsafe / n_skip if n_skip else 0.0}
+
+
+def predictor_table(acc: pd.DataFrame, cov: pd.DataFrame, dec: pd.DataFrame, *, primary: str = "refarc",
+                    subset: str = "with_arc") -> pd.DataFrame:
+    """The report's table, per camera and predictor (exposures of ``subset``): n, RMS x / y / xy, the
+    ratio to the floor (when known), the share below "reuse the latest arc" (``below_reuse``, 0.3 =
+    30 % lower RMS), and on the primary predictor's row its coverage of the 90 % bound and, per
+    tolerance, the share of arcs it skips and the share of those skips that were unsafe."""
+    a = acc[acc["subset"] == subset].copy()
+    reuse = a[a["predictor"] == "reuse"].set_index("camera")["rms_xy"]
+    cols = ["camera", "predictor", "n", "rms_x", "rms_y", "rms_xy"] + \
+        [c for c in ("floor_xy", "ratio_xy") if c in a.columns]
+    out = a[cols].rename(columns={"ratio_xy": "x_floor"})
+    out["below_reuse"] = 1.0 - out["rms_xy"] / out["camera"].map(reuse)
+    allc = cov[cov["subset"] == "all"].set_index("camera")["coverage"]
+    is_p = out["predictor"] == primary
+    out["coverage90"] = np.where(is_p, out["camera"].map(allc), np.nan)
+    ours = dec[dec["rule"] == "arcray"]
+    for tol in sorted(ours["tolerance"].unique()):
+        d = ours[np.isclose(ours["tolerance"], tol)].set_index("camera")
+        out[f"skip@{tol:g}"] = np.where(is_p, out["camera"].map(d["skipped_share"]), np.nan)
+        out[f"unsafe@{tol:g}"] = np.where(is_p, out["camera"].map(d["unsafe_share"]), np.nan)
+    order = {k: i for i, k in enumerate((*PREDICTORS, "reuse", "interp"))}
+    return out.sort_values(["camera", "predictor"], key=lambda s: s.map(order) if s.name == "predictor" else s,
+                           kind="stable").reset_index(drop=True)
+
+
+def decision_table(dec: pd.DataFrame) -> pd.DataFrame:
+    """Per camera and tolerance: arcray's skips and unsafe skips beside the best safe time-only rule
+    (at most ``MAX_UNSAFE`` unsafe skips), and the ratio of their skips."""
+    from arcray.predict.uncertainty import MAX_UNSAFE
+
+    rows = []
+    for (cam, tol), d in dec.groupby(["camera", "tolerance"], sort=True):
+        ours = d[d["rule"] == "arcray"].iloc[0]
+        times = d[(d["rule"] != "arcray") & (d["unsafe_share"] <= MAX_UNSAFE)]
+        best = times.loc[times["skipped"].idxmax()] if len(times) else None
+        t_skip = int(best["skipped"]) if best is not None else 0
+        rows.append({"camera": cam, "tolerance": tol, "arcs": int(ours["arcs"]), "arcray_skipped": int(ours["skipped"]),
+                     "arcray_unsafe": float(ours["unsafe_share"]),
+                     "time_rule": best["rule"] if best is not None else "none safe", "time_skipped": t_skip,
+                     "time_unsafe": float(best["unsafe_share"]) if best is not None else np.nan,
+                     "skip_ratio": ours["skipped"] / t_skip if t_skip else (np.inf if ours["skipped"] else np.nan)})
+    return pd.DataFrame(rows)

@@ -6,14 +6,19 @@ Predictors (fitted on the usable arcs of training nights, one set per camera):
 - ``ridge``: standardised header values, angles as sine and cosine, L2 penalty per state term
   chosen by cross-validation with whole nights as folds (``regress.fit_ridge``);
 - ``gbr``: gradient-boosted trees per state term on the same features;
-- ``refarc``: the state of the night's latest usable arc plus a predicted *change*: ridge from
-  ``[header now - header then, hours since]`` to ``state - reference state``. The
-  penalty shrinks towards "unchanged since the reference arc", i.e. towards a random walk, which
-  is what the unrecorded drift is. Training pairs are every (earlier usable arc, later usable arc)
-  of a training night, not only consecutive ones, so the change is learnt over the whole range of
-  gaps the night will ask about (each pair's gap is a feature). An exposure with no earlier usable
-  arc that night falls back on a within-night ridge (``regress.fit_within``: slopes from the
-  variation within nights, level from all training arcs).
+- ``refarc``: the header-driven state now, plus the night's latest usable arc's departure from
+  the header-driven state *then*, decayed with the time since it:
+  ``M(X_t) + exp(-dt / tau_k) * (S_ref - M(X_ref))``. ``M`` is a within-night ridge
+  (``regress.fit_within``: slopes from the variation within nights, so it knows what a header
+  change does; level from all training arcs). The departure ``S_ref - M(X_ref)`` is mostly the
+  hidden walk, an Ornstein-Uhlenbeck process (``calibration-state.md`` §4): its best forecast
+  decays towards zero with the walk's correlation time, so ``tau_k`` is chosen per state term
+  (least squares over every (earlier usable arc, later usable arc) pair of the training nights,
+  from ``DECAY_HOURS``; infinite: a random walk). An exposure with no earlier usable arc that
+  night gets ``M(X_t)``, where the decay ends anyway. (The first version predicted the change
+  ``S_t - S_ref`` by a ridge on ``[header change, hours]`` with an intercept, the mean change
+  over all gaps: 0.14-0.17 px 15 min after an arc that reusing was 0.10-0.12 px off; on the demo
+  world 0.307 px against 0.293 px for this form, 1.24x against 1.18x the floor.)
 
 References, never used to skip an arc:
 
@@ -36,6 +41,8 @@ from arcray.predict.features import HeaderEncoder, hours, latest_arc, next_arc
 PREDICTORS = ("linear", "ridge", "gbr", "refarc")
 REFERENCES = ("reuse", "interp")
 MIN_TRAINING_ARCS = 4
+# h: the decay times refarc chooses from (the world's hidden walks have 6 h; inf: a random walk)
+DECAY_HOURS = (0.5, 1.0, 2.0, 3.0, 4.0, 6.0, 8.0, 12.0, 24.0, 48.0, np.inf)
 
 
 @dataclass
@@ -63,12 +70,13 @@ class Predictors:
             if kind == "linear":
                 out[kind] = as_2d(self.models[kind].predict(Xraw))
             elif kind == "refarc":
-                pred = as_2d(self.fallback.predict(X))
+                base = as_2d(self.fallback.predict(X))
+                pred = base.copy()
                 has = ref >= 0
                 if has.any():
                     h = hours(frames)
-                    F = _pair_features(X, states, h, ref[has], np.flatnonzero(has))
-                    pred[has] = states[ref[has]] + as_2d(self.models[kind].predict(F))
+                    w = self.models[kind].weights(h[has] - h[ref[has]])
+                    pred[has] = base[has] + w * (states[ref[has]] - base[ref[has]])
                 out[kind] = pred
             else:
                 out[kind] = as_2d(self.models[kind].predict(X))
@@ -77,13 +85,25 @@ class Predictors:
         return out
 
 
-def _pair_features(X: np.ndarray, S: np.ndarray, h: np.ndarray, ref: np.ndarray, rows: np.ndarray) -> np.ndarray:
-    """``[header change, hours since]`` of ``rows`` against their ``ref`` rows. The reference state
-    itself is left out: as a feature it let the ridge predict a change of the order of the state's
-    spread however short the gap (15 min after an arc: 0.06-0.56 px off on a hand-built world where
-    reusing the arc was 0.015 px off; 0.15 vs 0.10 px on the demo world)."""
-    dt = np.nan_to_num(h[rows] - h[ref])
-    return np.hstack([X[rows] - X[ref], dt[:, None]])
+@dataclass(frozen=True)
+class Decay:
+    """``exp(-dt / tau)`` per state term (``tau`` in hours; ``inf``: no decay)."""
+
+    tau: np.ndarray
+
+    def weights(self, dt: np.ndarray) -> np.ndarray:
+        """``[len(dt), K]`` weights of the reference's departure ``dt`` hours after it."""
+        dt = np.maximum(np.nan_to_num(np.asarray(dt, float)), 0.0)
+        return np.exp(-dt[:, None] / self.tau[None, :])
+
+    @classmethod
+    def fit(cls, departure_ref: np.ndarray, departure_now: np.ndarray, dt: np.ndarray) -> "Decay":
+        """Per term, the ``DECAY_HOURS`` value with the least squared error of ``departure_now`` as
+        ``exp(-dt / tau) * departure_ref`` (pairs of usable arcs of training nights)."""
+        taus = np.asarray(DECAY_HOURS, float)
+        w = np.exp(-np.maximum(np.nan_to_num(dt), 0.0)[:, None] / taus[None, :])  # [pairs, taus]
+        err = ((departure_now[:, None, :] - w[:, :, None] * departure_ref[:, None, :]) ** 2).sum(0)  # [taus, K]
+        return cls(taus[err.argmin(0)])
 
 
 def _training_pairs(frames: pd.DataFrame, usable: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -169,7 +189,9 @@ def fit_predictors(frames: pd.DataFrame, states: np.ndarray, usable: np.ndarray,
             if len(rows) < MIN_TRAINING_ARCS:
                 raise InputError("the reference-arc model needs training nights with at least two usable arcs "
                                  f"(found {len(rows)} pairs)")
-            F = _pair_features(X_all, S, hours(frames), ref, rows)
-            p.models[kind], p.info["refarc_alpha"] = fit_ridge(F, S[rows] - S[ref], frames["mjd"].to_numpy()[rows], None)
+            dep = S - as_2d(p.fallback.predict(X_all))
+            h = hours(frames)
+            p.models[kind] = Decay.fit(dep[ref], dep[rows], h[rows] - h[ref])
+            p.info["refarc_tau_hours"] = [float(t) for t in p.models[kind].tau]
             p.info["refarc_pairs"] = int(len(rows))
     return p

@@ -82,11 +82,12 @@ def fit_night_model(frames: pd.DataFrame, *, camera: str, representation: Repres
     actual = rep.fields(states)
     h = hours_since(frames, latest_arc(frames, usable))
     oof = oof_predictions(frames, states, usable, primary, folds=folds, seed=seed)
+    reused = rep.fields(predictors.predict(frames, states, usable)["reuse"])
     err = {"primary": decision_error(camera, rep.fields(oof), actual),
-           "reuse": decision_error(camera, rep.fields(predictors.predict(frames, states, usable)["reuse"]), actual)}
+           "reuse": decision_error(camera, reused, actual)}
     for e in err.values():
         e[~usable] = np.nan
-    errors = ErrorModel.fit(h, err["primary"], level=level)
+    errors = ErrorModel.fit(h, err["primary"], decision_error(camera, rep.fields(oof), reused), level=level)
     rules = {(src, float(t)): tune_time_rule(h, err[src], t) for src in TIME_RULE_SOURCES for t in tolerances}
     return NightModel(camera=camera, representation=rep, predictors=predictors, primary=primary, errors=errors,
                       time_rules=rules, training_nights=tuple(int(m) for m in np.unique(frames["mjd"])))
@@ -97,7 +98,8 @@ def predict_night(model: NightModel, frames: pd.DataFrame, *, tolerance: float =
     docstring). Columns: keys, ``flavor``, ``date_obs``, ``predictor``, ``primary``, the state terms,
     the field terms (when the representation's terms are not the field's), ``ref_expnum``,
     ``hours_since_arc``, ``imputed`` (header values replaced by training medians), and on the primary
-    rows ``expected_error``, ``upper90``, ``tolerance``, ``arc_needed``."""
+    rows ``predicted_change`` (px from the reference arc), ``expected_error``, ``upper90``,
+    ``tolerance``, ``arc_needed``."""
     from arcray.optics import FIELD_TERMS
 
     frames = frames[frames["camera"] == model.camera]
@@ -118,6 +120,7 @@ def predict_night(model: NightModel, frames: pd.DataFrame, *, tolerance: float =
                                                 dtype="Int64"),
                          "hours_since_arc": h, "imputed": imputed.astype("int32")})
     base.loc[ref < 0, "ref_expnum"] = pd.NA
+    change = decision_error(model.camera, rep.fields(preds[model.primary]), rep.fields(preds["reuse"]))
     parts = []
     for kind, S in preds.items():
         part = base.copy()
@@ -130,7 +133,8 @@ def predict_night(model: NightModel, frames: pd.DataFrame, *, tolerance: float =
             for j, t in enumerate(FIELD_TERMS):
                 part[f"field_{t}"] = F[:, j]
         primary = kind == model.primary
-        exp_, up = model.errors.expected(h), model.errors.upper(h)
+        exp_, up = model.errors.expected(h, change), model.errors.upper(h, change)
+        part["predicted_change"] = np.where(primary, change, np.nan)
         part["expected_error"] = np.where(primary, exp_, np.nan)
         part["upper90"] = np.where(primary, up, np.nan)
         part["tolerance"] = float(tolerance)
