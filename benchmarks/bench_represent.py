@@ -1,0 +1,296 @@
+"""Representations of the calibration state scored against the simulator's truth (issue 14).
+
+    nice -n 19 .venv/bin/python benchmarks/bench_represent.py \\
+        --world demo-out/world --root demo-out/pipeline --out /tmp/B/represent [--images]
+
+For each camera and latent size it fits, on the training nights (``arcray.model.split``):
+
+- ``line_pca``: PCA of the normalised line vectors (``arcray.model.linevec``; Excalibur's
+  representation);
+- ``line_ae``: ``LineAutoencoder`` (arch ``line_mlp``), started at that PCA and trained in-process
+  (full batch, Adam, early stopping on the validation nights);
+- with ``--images`` and a calibrated root that carries the detector-grid windows: the grid image
+  autoencoder (helper A's ``train_camera`` with ``view="grid"``) and image PCA on the same view.
+
+and prints, on the test nights:
+
+1. loss vs latent per representation (masked MSE, normalised units) with the noise floor: the loss
+   of the truth against the data. For line vectors the truth is the noiseless measurement (true
+   centre and width of every slot from the true state, ``analysis.truthscores``); for images it
+   is the noiseless rendered light of the frame (``sim.frames.render_light``) cut into the same
+   view. The excess of a representation is its loss minus that floor.
+2. the knee of each loss curve (kneedle on log loss) against the world's effective degrees of
+   freedom: the smallest latent at which PCA of the noiseless line vectors (the true state's own
+   variety) reaches the noise floor, next to the number of true state terms;
+3. the image AE's excess over the floor against image PCA's at the knee (goal ratio <= 0.7);
+4. R^2 per state term from the latent at the knee (ridge fitted on training nights, scored on test
+   nights and on val + test pooled; goal >= 0.9 for each term whose edge effect > 0.1 px);
+5. reconstruction line-position RMS (px, against the true centres) per representation, next to
+   the measured vectors' own RMS (the floor).
+
+Result tables go to ``Layout(--out).represent_table(...)`` for the report's figures. Line vectors
+are read in-process (the same ``read_line_vector`` the Ray Data reader maps over files).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+
+import numpy as np
+import pandas as pd
+import torch
+
+from arcray.analysis.truthscores import (join_truth, line_rms, pooled_rms, r2_per_term, state_terms,
+                                         true_line_vectors)
+from arcray.io import atomic_write_parquet
+from arcray.model.ae import AEConfig
+from arcray.model.line_ae import LineAutoencoder
+from arcray.model.linevec import LineIndex
+from arcray.model.loss import masked_mse_np
+from arcray.model.pca import PCAModel, fit_pca
+from arcray.model.split import split_codes
+from arcray.paths import Layout
+from arcray.training.lines_data import fit_line_normaliser, frame_key, line_files, read_line_vector
+
+EDGE_MIN_PX = 0.1
+R2_GOAL, EXCESS_GOAL = 0.9, 0.7
+
+
+def knee(latents, losses) -> int:
+    """Kneedle: the latent whose log-loss lies furthest below the chord from first to last."""
+    x, y = np.asarray(latents, float), np.log(np.maximum(np.asarray(losses, float), 1e-30))
+    if len(x) < 3:
+        return int(x[-1])
+    chord = y[0] + (y[-1] - y[0]) * (x - x[0]) / (x[-1] - x[0])
+    return int(x[np.argmax(chord - y)])
+
+
+def truncate(pca: PCAModel, latent: int) -> PCAModel:
+    """PCA at a smaller latent size from a fitted one (components are in variance order)."""
+    return PCAModel(mean=pca.mean, components=pca.components[:latent], shape=pca.shape)
+
+
+# -- line vectors ------------------------------------------------------------------------------
+def load_lines(root: str, camera: str, truth: pd.DataFrame) -> dict:
+    """Every measured arc of ``camera`` that the truth knows: vectors, masks, truth rows, splits."""
+    index = LineIndex.for_camera(camera)
+    files = line_files(root, camera)
+    keys = np.array([frame_key(p) for p in files], np.int64)
+    t = truth[truth["camera"] == camera].set_index("expnum")
+    keep = np.isin(keys[:, 1], t.index.to_numpy())
+    files, keys = [f for f, k in zip(files, keep) if k], keys[keep]
+    xs, ms = zip(*(read_line_vector(index, f) for f in files))
+    rows = t.loc[keys[:, 1]].reset_index()
+    return {"index": index, "x": np.stack(xs), "m": np.stack(ms), "mjd": keys[:, 0], "expnum": keys[:, 1],
+            "truth": rows, "split": split_codes(keys[:, 0])}
+
+
+def fit_line_ae(ytr, mtr, yva, mva, latent: int, *, epochs: int, lr: float, width: int, depth: int,
+                seed: int = 0) -> tuple[LineAutoencoder, int]:
+    """Full-batch training from the PCA start; the best validation state is kept."""
+    torch.manual_seed(seed)
+    cfg = AEConfig(arch="line_mlp", latent=latent, depth=depth, width=width, height=1,
+                   width_px=ytr.shape[1], kind="line_mlp")
+    model = LineAutoencoder(cfg).init_from_data(ytr, mtr)
+    # the linear (PCA) path moves 100x slower than the MLP corrections: an Adam step of lr on each
+    # of D x latent PCA weights would throw the start away in one step
+    lin = [model.enc_lin.weight, model.dec_lin.weight]
+    rest = [p for n, p in model.named_parameters() if n not in ("enc_lin.weight", "dec_lin.weight")]
+    opt = torch.optim.Adam([{"params": lin, "lr": lr * 1e-2}, {"params": rest, "lr": lr}])
+    T = {k: torch.as_tensor(v) for k, v in dict(ytr=ytr, mtr=mtr, yva=yva, mva=mva).items()}
+
+    def loss(y, m):
+        good = (m == 0).float()
+        return (((model(y, m) - y) ** 2) * good).sum() / good.sum().clamp_min(1)
+
+    with torch.no_grad():
+        best = float(loss(T["yva"], T["mva"]))
+    best_state, best_epoch, bad = {k: v.clone() for k, v in model.state_dict().items()}, 0, 0
+    for epoch in range(1, epochs + 1):
+        opt.zero_grad()
+        loss(T["ytr"], T["mtr"]).backward()
+        opt.step()
+        with torch.no_grad():
+            v = float(loss(T["yva"], T["mva"]))
+        if v < best:
+            best, best_epoch, bad = v, epoch, 0
+            best_state = {k: t.clone() for k, t in model.state_dict().items()}
+        else:
+            bad += 1
+            if bad >= max(20, epochs // 4):
+                break
+    model.load_state_dict(best_state)
+    return model.eval(), best_epoch
+
+
+def line_representations(d: dict, latents: list[int], args) -> dict:
+    """Loss, latents and decoded vectors of line PCA and the line AE at each latent size."""
+    index, x, m, split = d["index"], d["x"], d["m"], d["split"]
+    tr, va, te = split == 0, split == 1, split == 2
+    norm = fit_line_normaliser(x[tr], m[tr])
+    y = norm.forward(x)
+    truth_v = true_line_vectors(index, d["truth"])
+    ty = norm.forward(truth_v)
+    floor = masked_mse_np(ty[te], y[te], m[te])
+    # effective degrees of freedom: PCA of the noiseless vectors (train) reaching the noise floor
+    dof_curve = {}
+    p_all = fit_pca(ty[tr][:, None], min(32, int(tr.sum())))
+    for lat in range(1, p_all.latent + 1):
+        p = truncate(p_all, lat)
+        dof_curve[lat] = masked_mse_np(p.decode(p.encode(ty[te][:, None]))[:, 0], ty[te], None)
+    dof = next((k for k, v in dof_curve.items() if v <= floor), max(dof_curve))
+    out = {"norm": norm, "floor": floor, "dof": dof, "dof_curve": dof_curve, "truth_v": truth_v, "reps": {}}
+    p_all = fit_pca(y[tr][:, None], max(latents), m[tr][:, None])
+    for lat in latents:
+        p = truncate(p_all, lat)
+        z = p.encode(y[:, None], m[:, None])
+        dec = p.decode(z)[:, 0]
+        out["reps"][("line_pca", lat)] = {"z": z, "dec": norm.inverse(dec),
+                                          "loss": masked_mse_np(dec[te], y[te], m[te]), "epochs": 0}
+        t0 = time.perf_counter()
+        model, ep = fit_line_ae(y[tr], m[tr], y[va], m[va], lat, epochs=args.epochs, lr=args.lr,
+                                width=args.width, depth=args.depth)
+        with torch.no_grad():
+            yt, mt = torch.as_tensor(y), torch.as_tensor(m)
+            z = model.encode(yt, mt).numpy()
+            dec = model.decode(torch.as_tensor(z)).numpy()
+        out["reps"][("line_ae", lat)] = {"z": z, "dec": norm.inverse(dec),
+                                         "loss": masked_mse_np(dec[te], y[te], m[te]), "epochs": ep,
+                                         "seconds": time.perf_counter() - t0}
+        print(f"  latent {lat:2d}: line PCA {out['reps'][('line_pca', lat)]['loss']:.5f}  line AE "
+              f"{out['reps'][('line_ae', lat)]['loss']:.5f} (best epoch {ep})", flush=True)
+    return out
+
+
+def score_lines(camera: str, d: dict, res: dict) -> tuple[list, list, list]:
+    index, te = d["index"], d["split"] == 2
+    loss_rows, r2_rows, line_rows = [], [], []
+    meas = pooled_rms(line_rms(index, d["x"][te], res["truth_v"][te], d["m"][te]))
+    line_rows.append({"rep": "measured", "camera": camera, "latent": 0, **meas})
+    for (rep, lat), r in res["reps"].items():
+        loss_rows.append({"rep": rep, "camera": camera, "latent": lat, "test_loss": r["loss"],
+                          "floor": res["floor"], "epochs": r["epochs"]})
+        rms = pooled_rms(line_rms(index, r["dec"][te], res["truth_v"][te]))
+        line_rows.append({"rep": rep, "camera": camera, "latent": lat, **rms})
+        lat_df = pd.DataFrame(r["z"], columns=[f"z{i}" for i in range(r["z"].shape[1])])
+        lat_df["expnum"], lat_df["mjd"] = d["expnum"], d["mjd"].astype(np.int32)
+        joined = join_truth(lat_df, d["truth_all"], camera)
+        for ev, name in (((2,), "test"), ((1, 2), "val+test")):
+            t = r2_per_term(joined, eval_splits=ev)
+            t["rep"], t["camera"], t["latent"], t["eval"] = rep, camera, lat, name
+            r2_rows += t.to_dict("records")
+    return loss_rows, r2_rows, line_rows
+
+
+# -- report ------------------------------------------------------------------------------------
+def print_summary(losses: pd.DataFrame, r2: pd.DataFrame, lines: pd.DataFrame, dofs: dict, n_terms: int) -> None:
+    print("\n== 1. test loss vs latent (masked MSE, normalised units; floor = truth against data) ==")
+    piv = losses.pivot_table(index=["camera", "latent"], columns="rep", values="test_loss")
+    piv["floor"] = losses.groupby(["camera", "latent"])["floor"].first()
+    print(piv.to_string(float_format=lambda v: f"{v:.5f}"))
+    print("\n== 2. knee of loss vs latent against the effective degrees of freedom ==")
+    knees = {}
+    for (cam, rep), g in losses.groupby(["camera", "rep"]):
+        g = g.sort_values("latent")
+        knees[(cam, rep)] = k = knee(g["latent"], g["test_loss"])
+        print(f"  {cam} {rep:10s}: knee {k:2d}   effective dof {dofs.get((cam, rep.split('_')[0]), '?')} "
+              f"(true state terms: {n_terms})")
+    print("\n== 3. excess over the noise floor at the knee: AE / PCA (goal <= "
+          f"{EXCESS_GOAL}) ==")
+    for kind in ("line", "image"):
+        for cam in sorted(losses["camera"].unique()):
+            ae, pca = losses[(losses["rep"] == f"{kind}_ae") & (losses["camera"] == cam)], \
+                losses[(losses["rep"] == f"{kind}_pca") & (losses["camera"] == cam)]
+            if ae.empty or pca.empty:
+                print(f"  {cam} {kind}: not run")
+                continue
+            k = knees[(cam, f"{kind}_ae")]
+            a = ae[ae["latent"] == k].iloc[0]
+            p = pca[pca["latent"] == k].iloc[0]
+            ratio = (a["test_loss"] - a["floor"]) / max(p["test_loss"] - p["floor"], 1e-30)
+            every = ", ".join(f"l={int(r.latent)}: {(r.test_loss - r.floor) / max(q.test_loss - q.floor, 1e-30):.3f}"
+                              for r, q in zip(ae.sort_values("latent").itertuples(),
+                                              pca.sort_values("latent").itertuples()))
+            print(f"  {cam} {kind}: at knee l={k}: AE excess {a['test_loss'] - a['floor']:.5f}  PCA excess "
+                  f"{p['test_loss'] - p['floor']:.5f}  ratio {ratio:.3f} "
+                  f"{'MET' if ratio <= EXCESS_GOAL else 'MISSED'}   [{every}]")
+    print(f"\n== 4. R^2 per state term from the latent at the knee (goal >= {R2_GOAL} where edge > "
+          f"{EDGE_MIN_PX} px) ==")
+    for (cam, rep), k in sorted(knees.items()):
+        sel = r2[(r2["camera"] == cam) & (r2["rep"] == rep) & (r2["latent"] == k)]
+        for ev, g in sel.groupby("eval", sort=False):
+            need = g[g["edge_px"] > EDGE_MIN_PX]
+            ok = bool((need["r2"] >= R2_GOAL).all()) if len(need) else False
+            terms = "  ".join(f"{t.term}={t.r2:.2f}" + ("*" if t.edge_px > EDGE_MIN_PX else "")
+                              for t in g.itertuples())
+            print(f"  {cam} {rep:10s} l={k:2d} {ev:8s} n={int(g['n_eval'].max())}: {terms}  -> "
+                  f"{'MET' if ok else 'MISSED'} (* = edge > {EDGE_MIN_PX} px)")
+    print("\n== 5. reconstruction line-position RMS on the test nights (px, against the true centres) ==")
+    print(lines.pivot_table(index=["camera", "latent"], columns="rep", values="xy").to_string(
+        float_format=lambda v: f"{v:.4f}"))
+
+
+def _args(argv=None) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--world", default="demo-out/world", help="simulated world (world.json, truth.parquet)")
+    ap.add_argument("--root", default="demo-out/pipeline", help="pipeline root (calibrated/, measure/)")
+    ap.add_argument("--out", default="represent-out", help="root where the result tables are written")
+    ap.add_argument("--cameras", default="", help="comma-separated (default: every measured camera)")
+    ap.add_argument("--latents", default="1,2,4,8,16")
+    ap.add_argument("--epochs", type=int, default=300, help="line AE epochs (full batch)")
+    ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument("--width", type=int, default=64, help="line AE hidden width")
+    ap.add_argument("--depth", type=int, default=1, help="line AE hidden layers")
+    ap.add_argument("--images", action="store_true", help="also the grid image AE and image PCA")
+    ap.add_argument("--image-epochs", type=int, default=20)
+    return ap.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    args = _args(argv)
+    torch.set_num_threads(2)
+    truth_path = os.path.join(args.world, "truth.parquet")
+    if not os.path.exists(truth_path):
+        print(f"error: no truth.parquet in {args.world}", file=sys.stderr)
+        return 2
+    truth = pd.read_parquet(truth_path)
+    latents = sorted({int(v) for v in args.latents.split(",") if v})
+    part = Layout(args.root).measured_lines_partition("b1")
+    cams = [c for c in args.cameras.split(",") if c] or sorted(
+        c for c in truth["camera"].unique() if os.path.isdir(part.replace("camera=b1", f"camera={c}")))
+    if not cams:
+        print(f"error: no measured line tables under {args.root}", file=sys.stderr)
+        return 2
+    loss_rows, r2_rows, line_rows, dofs = [], [], [], {}
+    for cam in cams:
+        t0 = time.perf_counter()
+        d = load_lines(args.root, cam, truth)
+        d["truth_all"] = truth
+        n = {s: int((d["split"] == i).sum()) for i, s in enumerate(("train", "val", "test"))}
+        print(f"{cam}: {len(d['x'])} measured arcs {n}, D = {d['index'].size} "
+              f"({d['index'].n_lines} lines x 500 fibers x 3)", flush=True)
+        res = line_representations(d, latents, args)
+        dofs[(cam, "line")] = res["dof"]
+        print(f"  line noise floor {res['floor']:.5f}; noiseless PCA loss "
+              + " ".join(f"l={k}:{v:.4f}" for k, v in res["dof_curve"].items() if k in (1, 2, 4, 8, 12, 16, 24))
+              + f" -> effective dof {res['dof']}  ({time.perf_counter() - t0:.0f} s)", flush=True)
+        lr_, rr_, lnr_ = score_lines(cam, d, res)
+        loss_rows += lr_
+        r2_rows += rr_
+        line_rows += lnr_
+    losses, r2, lines = pd.DataFrame(loss_rows), pd.DataFrame(r2_rows), pd.DataFrame(line_rows)
+    layout = Layout(args.out)
+    import pyarrow as pa
+
+    for name, df in (("losses", losses), ("r2", r2), ("lines", lines)):
+        atomic_write_parquet(layout.represent_table(name), pa.Table.from_pandas(df, preserve_index=False))
+    print_summary(losses, r2, lines, dofs, len(state_terms(truth)))
+    print(f"\nresult tables: {layout.represent}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
