@@ -75,7 +75,7 @@ def test_embed_regress_end_to_end(ray_local, world):
     assert (floors["floor_meta_px"] > 0).all()
 
     out = _run(["report", "--root", root])
-    assert out.strip() == f"report: 7/12 sections filled -> {layout.report_index}"  # all but qa, curves, loss, recon
+    assert out.strip() == f"report: 7/13 sections filled -> {layout.report_index}"  # all but qa, curves, loss, recon, represent
     rep = build_report(root)
     filled = {k for k, src in rep.sections.items() if src}
     assert filled == {"scatter", "pearson", "drift", "flagged", "predictions", "mse", "px"}

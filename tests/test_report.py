@@ -6,7 +6,7 @@ from arcray.paths import Layout
 from arcray.report.html import build_report
 
 SECTIONS = ["qa", "curves", "loss_latent", "recon", "scatter", "pearson", "drift", "flagged", "predictions",
-            "mse", "px", "predict"]
+            "mse", "px", "predict", "represent"]
 
 
 def test_a_root_with_nothing_to_report_is_one_line_exit_2_and_writes_nothing(tmp_path, capsys):

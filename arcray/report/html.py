@@ -208,6 +208,9 @@ def build_report(root: str) -> ReportSummary:
     from arcray.report.predict import predict_sections
 
     predict_sections(page)
+    from arcray.report.represent import represent_section
+
+    represent_section(page)
     if not any(page.sources.values()):
         raise InputError(f"report: nothing to report under {root}: no stage has written its outputs there yet")
     nav = " · ".join(f'<a href="#{k}">{k}</a>' for k in page.sources)
