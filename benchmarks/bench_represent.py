@@ -120,7 +120,7 @@ def fit_line_ae(ytr, mtr, yva, mva, latent: int, *, epochs: int, lr: float, widt
             best_state = {k: t.clone() for k, t in model.state_dict().items()}
         else:
             bad += 1
-            if bad >= max(20, epochs // 4):
+            if bad >= max(10, epochs // 10):
                 break
     model.load_state_dict(best_state)
     return model.eval(), best_epoch
@@ -185,6 +185,131 @@ def score_lines(camera: str, d: dict, res: dict) -> tuple[list, list, list]:
     return loss_rows, r2_rows, line_rows
 
 
+# -- images (the detector grid view) ------------------------------------------------------------
+CORNERS = ("grid_r0_b01", "grid_r0_b25", "grid_r3_b01", "grid_r3_b25")  # the grid's corner windows
+
+
+def load_images(root: str, camera: str, truth: pd.DataFrame, size: int) -> dict:
+    """Grid views of every calibrated arc of ``camera`` the truth knows (read in-process with the
+    same ``View.extract`` training and embed use), with window origins for the noiseless cut."""
+    import pyarrow.parquet as pq
+
+    from arcray.tensors import to_ndarray
+    from arcray.training.data import calibrated_files, resolve_view, window_layout, window_positions
+
+    files = calibrated_files(root, camera, "arc")
+    meta = window_layout(root, files[0])
+    view = resolve_view("grid", meta, size=size)
+    known = set(truth.loc[truth["camera"] == camera, "expnum"])
+    xs, ms, keys = [], [], []
+    for f in files:
+        t = pq.read_table(f, columns=["mjd", "expnum", "windows", "windows_mask"])
+        if int(t["expnum"][0].as_py()) not in known:
+            continue
+        x, m = view.extract(to_ndarray(t.column("windows")), to_ndarray(t.column("windows_mask")))
+        xs.append(x[0])
+        ms.append(m[0])
+        keys.append((int(t["mjd"][0].as_py()), int(t["expnum"][0].as_py())))
+    keys = np.array(keys, np.int64)
+    names = [meta["window_names"][i] for i in view.windows] if meta.get("window_names") else []
+    return {"view": view, "meta": meta, "positions": window_positions(view, meta), "names": names,
+            "x": np.stack(xs), "m": np.stack(ms), "mjd": keys[:, 0], "expnum": keys[:, 1],
+            "split": split_codes(keys[:, 0])}
+
+
+def noiseless_views(world_dir: str, camera: str, d: dict, rows: np.ndarray) -> np.ndarray:
+    """The grid view of the noiseless rendered light of frames ``rows`` (electrons)."""
+    from arcray.calib.views import cut_windows
+    from arcray.sim.frames import render_light
+    from arcray.sim.world import SimWorld
+
+    world = SimWorld.load(world_dir)
+    origins, wsize = d["meta"]["window_origins"], int(d["meta"]["window_size"])
+    out = []
+    for i in rows:
+        exp = world.exposure(int(d["expnum"][i]))
+        light = render_light(camera, exp, world.states[(exp.expnum, camera)], world.spec.seed)
+        wins = cut_windows(light, [tuple(o) for o in origins], wsize)
+        out.append(d["view"].extract(wins[None])[0][0])
+    return np.stack(out)
+
+
+def image_representations(world_dir: str, camera: str, d: dict, latents: list[int], args) -> dict:
+    """Image PCA and the grid AE (in-process, ``training.local.fit_local``) at each latent size,
+    with the noise floor of the test frames."""
+    from arcray.model.ae import arch_config
+    from arcray.model.normalise import AsinhNormaliser
+    from arcray.training.local import fit_local
+
+    x, m, split = d["x"], d["m"], d["split"]
+    tr, va, te = split == 0, split == 1, split == 2
+    norm = AsinhNormaliser.fit(x[tr], m[tr])
+    y = norm.forward(x)
+    flat = lambda a: a.reshape(len(a), -1, a.shape[-1])  # noqa: E731  windows stacked: PCA's image
+    t0 = time.perf_counter()
+    clean = noiseless_views(world_dir, camera, d, np.flatnonzero(te))
+    floor = masked_mse_np(norm.forward(clean), y[te], m[te])
+    print(f"  image noise floor {floor:.6f} ({te.sum()} test frames rendered noiseless in "
+          f"{time.perf_counter() - t0:.0f} s)", flush=True)
+    out = {"norm": norm, "floor": floor, "clean": clean, "reps": {}}
+    p_all = fit_pca(flat(y[tr]), max(latents), flat(m[tr]))
+    n_win, h, w = x.shape[1:]
+    for lat in latents:
+        p = truncate(p_all, lat)
+        z = p.encode(flat(y), flat(m))
+        dec = p.decode(z).reshape(y.shape)
+        out["reps"][("image_pca", lat)] = {"z": z, "dec": dec, "epochs": 0,
+                                           "loss": masked_mse_np(dec[te], y[te], m[te])}
+        t0 = time.perf_counter()
+        cfg = arch_config(args.image_arch, lat, h, w, n_windows=n_win, positions=tuple(map(tuple, d["positions"])))
+        model, hist = fit_local({"x": x[tr], "m": m[tr]}, {"x": x[va], "m": m[va]}, cfg, norm,
+                                epochs=args.image_epochs, patience=max(3, args.image_epochs // 3),
+                                batch_size=8, lr=args.image_lr)
+        with torch.no_grad():
+            zs, decs = [], []
+            for i in range(0, len(y), 8):
+                yt = torch.as_tensor(y[i:i + 8])
+                zs.append(model.encode(yt).numpy())
+                decs.append(model.decode(torch.as_tensor(zs[-1])).numpy())
+        z, dec = np.concatenate(zs), np.concatenate(decs).reshape(y.shape)
+        out["reps"][("image_ae", lat)] = {"z": z, "dec": dec, "epochs": len(hist),
+                                          "loss": masked_mse_np(dec[te], y[te], m[te])}
+        print(f"  latent {lat:2d}: image PCA {out['reps'][('image_pca', lat)]['loss']:.6f}  image AE "
+              f"{out['reps'][('image_ae', lat)]['loss']:.6f} ({len(hist)} epochs, "
+              f"{time.perf_counter() - t0:.0f} s)", flush=True)
+    return out
+
+
+def score_images(camera: str, d: dict, res: dict, truth: pd.DataFrame, corner_latent: int) -> tuple[list, list, list]:
+    te = np.flatnonzero(d["split"] == 2)
+    loss_rows, r2_rows, corner_rows = [], [], []
+    for (rep, lat), r in res["reps"].items():
+        loss_rows.append({"rep": rep, "camera": camera, "latent": lat, "test_loss": r["loss"],
+                          "floor": res["floor"], "epochs": r["epochs"]})
+        lat_df = pd.DataFrame(r["z"], columns=[f"z{i}" for i in range(r["z"].shape[1])])
+        lat_df["expnum"], lat_df["mjd"] = d["expnum"], d["mjd"].astype(np.int32)
+        joined = join_truth(lat_df, truth, camera)
+        for ev, name in (((2,), "test"), ((1, 2), "val+test")):
+            t = r2_per_term(joined, eval_splits=ev)
+            t["rep"], t["camera"], t["latent"], t["eval"] = rep, camera, lat, name
+            r2_rows += t.to_dict("records")
+    if len(te) and d["names"]:
+        i = te[0]
+        y = res["norm"].forward(d["x"][i:i + 1])[0]
+        panels = {"data": y, "noiseless": res["norm"].forward(res["clean"][:1])[0]}
+        for rep in ("image_pca", "image_ae"):
+            if (rep, corner_latent) in res["reps"]:
+                panels[f"{rep} l={corner_latent}"] = res["reps"][(rep, corner_latent)]["dec"][i]
+        for k, name in enumerate(d["names"]):
+            if name not in CORNERS:
+                continue
+            for kind, img in panels.items():
+                corner_rows.append({"camera": camera, "expnum": int(d["expnum"][i]), "window": name, "kind": kind,
+                                    "h": img.shape[-2], "w": img.shape[-1],
+                                    "pixels": np.asarray(img[k], np.float32).ravel().tolist()})
+    return loss_rows, r2_rows, corner_rows
+
+
 # -- report ------------------------------------------------------------------------------------
 def print_summary(losses: pd.DataFrame, r2: pd.DataFrame, lines: pd.DataFrame, dofs: dict, n_terms: int) -> None:
     print("\n== 1. test loss vs latent (masked MSE, normalised units; floor = truth against data) ==")
@@ -196,7 +321,7 @@ def print_summary(losses: pd.DataFrame, r2: pd.DataFrame, lines: pd.DataFrame, d
     for (cam, rep), g in losses.groupby(["camera", "rep"]):
         g = g.sort_values("latent")
         knees[(cam, rep)] = k = knee(g["latent"], g["test_loss"])
-        print(f"  {cam} {rep:10s}: knee {k:2d}   effective dof {dofs.get((cam, rep.split('_')[0]), '?')} "
+        print(f"  {cam} {rep:10s}: knee {k:2d}   effective dof {dofs.get(cam, '?')} "
               f"(true state terms: {n_terms})")
     print("\n== 3. excess over the noise floor at the knee: AE / PCA (goal <= "
           f"{EXCESS_GOAL}) ==")
@@ -229,8 +354,25 @@ def print_summary(losses: pd.DataFrame, r2: pd.DataFrame, lines: pd.DataFrame, d
             print(f"  {cam} {rep:10s} l={k:2d} {ev:8s} n={int(g['n_eval'].max())}: {terms}  -> "
                   f"{'MET' if ok else 'MISSED'} (* = edge > {EDGE_MIN_PX} px)")
     print("\n== 5. reconstruction line-position RMS on the test nights (px, against the true centres) ==")
+    if lines.empty:
+        print("  not run (line representations; the image models' decoded windows are not measured)")
+        return
     print(lines.pivot_table(index=["camera", "latent"], columns="rep", values="xy").to_string(
         float_format=lambda v: f"{v:.4f}"))
+
+
+def merge_table(path: str, new: pd.DataFrame) -> pd.DataFrame:
+    """``new`` plus the rows of the table at ``path`` whose (rep, camera) ``new`` does not hold, so
+    a run of one representation keeps the others' results."""
+    if not os.path.exists(path):
+        return new
+    old = pd.read_parquet(path)
+    if new.empty:
+        return old
+    have = set(zip(new["rep"], new["camera"])) if "rep" in new else set(zip(new["kind"], new["camera"]))
+    key = "rep" if "rep" in old else "kind"
+    keep = ~pd.Series(list(zip(old[key], old["camera"]))).isin(have).to_numpy()
+    return pd.concat([old[keep], new], ignore_index=True)
 
 
 def _args(argv=None) -> argparse.Namespace:
@@ -245,7 +387,15 @@ def _args(argv=None) -> argparse.Namespace:
     ap.add_argument("--width", type=int, default=64, help="line AE hidden width")
     ap.add_argument("--depth", type=int, default=1, help="line AE hidden layers")
     ap.add_argument("--images", action="store_true", help="also the grid image AE and image PCA")
-    ap.add_argument("--image-epochs", type=int, default=20)
+    ap.add_argument("--no-lines", action="store_true", help="skip the line representations (tables "
+                    "already under --out keep their line rows)")
+    ap.add_argument("--image-root", default="", help="calibrated root with the detector-grid windows "
+                    "(default: --root)")
+    ap.add_argument("--image-latents", default="", help="default: --latents")
+    ap.add_argument("--image-arch", default="grid_res")
+    ap.add_argument("--image-epochs", type=int, default=10)
+    ap.add_argument("--image-lr", type=float, default=1e-3)
+    ap.add_argument("--crop", type=int, default=64, help="side of the central square of each grid window")
     return ap.parse_args(argv)
 
 
@@ -265,7 +415,7 @@ def main(argv=None) -> int:
         print(f"error: no measured line tables under {args.root}", file=sys.stderr)
         return 2
     loss_rows, r2_rows, line_rows, dofs = [], [], [], {}
-    for cam in cams:
+    for cam in ([] if args.no_lines else cams):
         t0 = time.perf_counter()
         d = load_lines(args.root, cam, truth)
         d["truth_all"] = truth
@@ -273,7 +423,7 @@ def main(argv=None) -> int:
         print(f"{cam}: {len(d['x'])} measured arcs {n}, D = {d['index'].size} "
               f"({d['index'].n_lines} lines x 500 fibers x 3)", flush=True)
         res = line_representations(d, latents, args)
-        dofs[(cam, "line")] = res["dof"]
+        dofs[cam] = res["dof"]
         print(f"  line noise floor {res['floor']:.5f}; noiseless PCA loss "
               + " ".join(f"l={k}:{v:.4f}" for k, v in res["dof_curve"].items() if k in (1, 2, 4, 8, 12, 16, 24))
               + f" -> effective dof {res['dof']}  ({time.perf_counter() - t0:.0f} s)", flush=True)
@@ -281,12 +431,41 @@ def main(argv=None) -> int:
         loss_rows += lr_
         r2_rows += rr_
         line_rows += lnr_
+    corner_rows = []
+    if args.images:
+        img_lat = sorted({int(v) for v in (args.image_latents or args.latents).split(",") if v})
+        for cam in cams:
+            t0 = time.perf_counter()
+            try:
+                d = load_images(args.image_root or args.root, cam, truth, args.crop)
+            except Exception as exc:  # noqa: BLE001 - one line, the line results still print
+                print(f"{cam} images: not run ({type(exc).__name__}: {exc})", flush=True)
+                continue
+            n = {s: int((d["split"] == i).sum()) for i, s in enumerate(("train", "val", "test"))}
+            print(f"{cam} images: {len(d['x'])} arcs {n}, view {d['x'].shape[1:]} ({time.perf_counter() - t0:.0f} s)",
+                  flush=True)
+            res = image_representations(args.world, cam, d, img_lat, args)
+            ae = pd.DataFrame([{"latent": k[1], "loss": v["loss"]} for k, v in res["reps"].items()
+                               if k[0] == "image_ae"])
+            a, b, c = score_images(cam, d, res, truth, knee(ae["latent"], ae["loss"]))
+            loss_rows += a
+            r2_rows += b
+            corner_rows += c
     losses, r2, lines = pd.DataFrame(loss_rows), pd.DataFrame(r2_rows), pd.DataFrame(line_rows)
     layout = Layout(args.out)
     import pyarrow as pa
 
-    for name, df in (("losses", losses), ("r2", r2), ("lines", lines)):
+    tables = [("losses", losses), ("r2", r2), ("lines", lines)]
+    if corner_rows:
+        tables.append(("corners", pd.DataFrame(corner_rows)))
+    if losses.empty and not os.path.exists(layout.represent_table("losses")):
+        print("error: no representation could be scored", file=sys.stderr)
+        return 1
+    merged = {}
+    for name, df in tables:
+        merged[name] = df = merge_table(layout.represent_table(name), df)
         atomic_write_parquet(layout.represent_table(name), pa.Table.from_pandas(df, preserve_index=False))
+    losses, r2, lines = merged["losses"], merged["r2"], merged["lines"]
     print_summary(losses, r2, lines, dofs, len(state_terms(truth)))
     print(f"\nresult tables: {layout.represent}")
     return 0
