@@ -1,10 +1,13 @@
 """Samples/s of the Ray Train loop against a bare torch loop, same model and data, one run.
 
-    .venv/bin/python benchmarks/bench_train.py [--epochs 6] [--arch small3] [--frames-per-night 6]
+    .venv/bin/python benchmarks/bench_train.py [--view grid] [--epochs 6] [--frames-per-night 3]
+    .venv/bin/python benchmarks/bench_train.py --view window0 --arch small3 --frames-per-night 6
 
-Both loops run ``arcray.training.loop.run_epoch`` on the same view arrays (64x64 native crops)
-with one torch thread (a Ray Train worker with 1 CPU gets OMP_NUM_THREADS=1). The Ray number is
-each epoch's training-pass rate measured inside the worker (data from ``get_dataset_shard``, DDP
+Both loops run ``arcray.training.loop.run_epoch`` on the same view arrays with one torch thread
+(a Ray Train worker with 1 CPU gets OMP_NUM_THREADS=1): ``grid`` (default) the ``grid_res`` model
+on 16 windows of 64x64 a frame, ``window0`` one 64x64 crop of a 128-px window. The Ray number is
+each epoch's training-pass rate measured inside the worker (data streamed from Parquet through
+``get_dataset_shard``, cached in the worker after the first epoch while under ``cache_mb``; DDP
 wrapper); both exclude the first (warm-up) epoch. Goal: ratio >= 0.9 on CPU.
 """
 
@@ -22,34 +25,42 @@ import torch
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--epochs", type=int, default=6)
-    ap.add_argument("--arch", default="small3")
-    ap.add_argument("--frames-per-night", type=int, default=6)
+    ap.add_argument("--view", default="grid", choices=("grid", "window0"))
+    ap.add_argument("--arch", default=None, help="default: grid_res (grid), small3 (window0)")
+    ap.add_argument("--frames-per-night", type=int, default=3)
     ap.add_argument("--batch-size", type=int, default=32)
     args = ap.parse_args()
 
-    from arcray.model.ae import arch_config, build_autoencoder
+    from arcray.model.ae import build_autoencoder
     from arcray.raycluster import ensure_ray
-    from arcray.training.data import prepare_data
     from arcray.training.local import batches
-    from arcray.training.loop import run_epoch
+    from arcray.training.loop import make_optimizer, run_epoch
     from arcray.testing.calibrated import write_synthetic_dataset
     from arcray.training.config import TrainConfig
-    from arcray.training.trainer import train_camera
+    from arcray.training.trainer import initial_state, model_config, prepare_for, train_camera
 
+    arch = args.arch or ("grid_res" if args.view == "grid" else "small3")
     tmp = tempfile.mkdtemp(prefix="arcray-bench-")
+    grid = args.view == "grid"
     write_synthetic_dataset(tmp, mjds=tuple(range(60000, 60040)), cameras=("b1",),
-                            frames_per_night=args.frames_per_night, window_size=128)
+                            frames_per_night=args.frames_per_night, window_size=64 if grid else 128,
+                            n_windows=16 if grid else 2)
     ensure_ray(num_cpus=8)
-    cfg = TrainConfig(camera="b1", arch=args.arch, latent=4, epochs=args.epochs, patience=1000,
-                      crop=(32, 32, 64, 64), batch_size=args.batch_size)
-    prepared = prepare_data(tmp, "b1", "arc", cfg.view())
+    cfg = TrainConfig(camera="b1", view=args.view, arch=arch, latent=4, epochs=args.epochs,
+                      patience=1000, batch_size=args.batch_size)
+    prepared = prepare_for(tmp, cfg)
     tr = prepared.arrays("train")
     n = len(tr["x"])
+    assert n == prepared.counts["train"], "the bare loop must see every training frame"
 
     torch.set_num_threads(1)
     torch.manual_seed(0)
-    model = build_autoencoder(arch_config(args.arch, 4, 64, 64))
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr)
+    ae_cfg = model_config(cfg, prepared)
+    model = build_autoencoder(ae_cfg)
+    init = initial_state(ae_cfg, prepared)
+    if init is not None:
+        model.load_state_dict(init)
+    opt = make_optimizer(model, cfg.lr, cfg.weight_decay)
     bare = []
     for _ in range(args.epochs):
         t0 = time.perf_counter()
@@ -62,8 +73,8 @@ def main() -> None:
     wall = time.perf_counter() - t0
     ray_rates = list(res["history"]["samples_per_s"])
     b, r = statistics.median(bare[1:]), statistics.median(ray_rates[1:])
-    print(f"train frames: {n}, model {args.arch} latent 4 on 64x64, batch {args.batch_size}, "
-          f"{args.epochs} epochs, 1 thread")
+    print(f"train frames: {n}, model {arch} latent 4 on {'x'.join(map(str, tr['x'].shape[1:]))}, "
+          f"batch {args.batch_size}, {args.epochs} epochs, 1 thread")
     print(f"bare torch loop : {b:8.1f} samples/s  (per epoch: {np.round(bare, 1).tolist()})")
     print(f"Ray Train loop  : {r:8.1f} samples/s  (per epoch: {np.round(ray_rates, 1).tolist()})")
     print(f"ratio Ray/bare  : {r / b:.2f} median, {max(ray_rates[1:]) / max(bare[1:]):.2f} best epoch "

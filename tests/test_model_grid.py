@@ -9,9 +9,9 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 
-from arcray.calib.config import CalibConfig, default_windows, grid_windows
+from arcray.calib.config import CalibConfig, default_windows
 from arcray.calib.views import window_origins
-from arcray.instrument import GEOMETRY, fiber_x
+from arcray.instrument import GEOMETRY, fiber_x, row_of_wavelength
 from arcray.model.ae import arch_config, build_autoencoder
 from arcray.model.normalise import AsinhNormaliser
 from arcray.model.pca import fit_pca
@@ -36,13 +36,18 @@ def test_view_grid_covers_every_quadrant_and_corner(camera):
     centres = np.array([(r + size / 2, c + size / 2) for r, c in (origins[i] for i in grid)])
     quadrants = {(r >= nrow / 2, c >= ncol / 2) for r, c in centres}
     assert quadrants == {(False, False), (False, True), (True, False), (True, True)}
-    # corners: the bottom and top rows of windows sit on the frame's edges, the outer columns of
-    # windows reach the first and last fiber (the illuminated detector)
+    # corners: the first and last rows of windows sit on the bluest and reddest lamp lines, in the
+    # outer 30 % of the detector's rows; the outer columns of windows reach the first and last
+    # fiber (the illuminated detector)
     fx = fiber_x(camera)
-    rows0 = [origins[i][0] for i in grid]
+    rows_c = sorted({r for r, _ in centres})
+    assert rows_c[0] < 0.3 * nrow and rows_c[-1] > 0.7 * nrow and len(rows_c) == 4
     cols0 = [origins[i][1] for i in grid]
-    assert min(rows0) == 0 and max(rows0) + size == nrow
     assert min(cols0) <= fx[0] + 4 and max(cols0) + size >= fx[-1] - 4
+    # every grid row is on a lamp line: the window's central row is the line's row
+    for spec, (r, _) in zip((specs[i] for i in grid), (origins[i] for i in grid)):
+        line_row = float(row_of_wavelength(camera, spec.wave))
+        assert abs(r + size / 2 - line_row) <= 1 or r in (0, nrow - size)
     # every grid window lies on the frame
     assert all(0 <= r <= nrow - size and 0 <= c <= ncol - size for r, c in (origins[i] for i in grid))
 

@@ -24,12 +24,13 @@ DEFAULT_WINDOW_WAVES: dict[str, tuple[float, ...]] = {
     "r2": (6678.28, 7032.41, 7245.17, 8377.61),  # Ne
 }
 DEFAULT_WINDOW_BUNDLES: tuple[int, ...] = (5, 19)  # 1-based bundles (of 25), one each side of centre
-# The detector grid (issue 14): rows spread over the whole trimmed height (the first and last are
-# clipped onto the frame's edges, so the grid's corner windows touch the detector's corners) x
-# bundles from edge to edge. A latent learned over it sees magnification, rotation and focus tilt.
+# The detector grid (issue 14): rows on lamp lines from the bluest to the reddest of each camera
+# (``grid_waves``) x bundles from edge to edge. A latent learned over it sees magnification,
+# rotation and focus tilt.
 GRID_PREFIX = "grid_"  # names of the grid's windows start with this (``arcray.model.view``)
 DEFAULT_GRID_ROWS = 4
 DEFAULT_GRID_BUNDLES: tuple[int, ...] = (1, 9, 17, 25)
+END_BAND = 0.15  # fraction of a camera's line-covered rows searched for its bluest/reddest grid row
 
 
 class WindowSpec(BaseModel):
@@ -74,7 +75,7 @@ class CalibConfig(StageConfig):
                                 "bright-line windows + the 16 grid windows hold fewer pixels than "
                                 "the earlier 8 windows of 256 px.")
     grid_rows: int = Field(DEFAULT_GRID_ROWS, ge=0, description="Rows of the detector grid of "
-                           "windows, evenly spaced from the first to the last trimmed row; 0 = no grid.")
+                           "windows, on lamp lines from the bluest to the reddest; 0 = no grid.")
     grid_bundles: tuple[int, ...] = Field(
         DEFAULT_GRID_BUNDLES, description="1-based fiber bundles (columns) of the detector grid.")
     bin_factor: int = Field(8, ge=1, description="Block size of the binned full-frame view, px.")
@@ -129,17 +130,44 @@ def default_windows(camera: str) -> tuple[WindowSpec, ...]:
     return tuple(out)
 
 
-def grid_windows(camera: str, rows: int = DEFAULT_GRID_ROWS,
-                 bundles: tuple[int, ...] = DEFAULT_GRID_BUNDLES) -> tuple[WindowSpec, ...]:
-    """``rows`` x ``bundles`` windows spanning the detector, row-major, named ``grid_r<i>_b<bb>``.
+def grid_waves(camera: str, rows: int = DEFAULT_GRID_ROWS, *, margin: int = 64) -> tuple[float, ...]:
+    """Wavelengths (A, air) of the grid's rows: one GOOD lamp line (``arcray.instrument.arc_lines``
+    of the camera's site) in each of ``rows`` bands of the rows its lines cover, the first and
+    last bands being the outer ``END_BAND`` of that range, the others splitting the rest evenly.
+    In each band the line of the highest relative intensity x ``exp(-2 (distance / half band)^2)``
+    from the band's centre (from the range's end for the two end bands): bright lines, spread
+    from the bluest to the reddest. A window centred on a line holds light: an arc has none
+    between its lines."""
+    import numpy as np
 
-    Row centres run evenly from row 0 to the last trimmed row; ``window_origins`` shifts the
-    outer ones inwards, so the first and last rows of windows sit on the frame's bottom and top
-    edges and the outer bundles (1 and 25) within a window of its sides: every amplifier
-    quadrant and every corner is covered."""
-    from arcray.instrument import GEOMETRY
+    from arcray.instrument import GEOMETRY, OBSERVATORY, arc_lines, row_of_wavelength
 
     nrow = GEOMETRY[camera].trimmed_shape[0]
-    centres = [round(i * (nrow - 1) / max(rows - 1, 1)) for i in range(rows)]
-    return tuple(WindowSpec(name=f"{GRID_PREFIX}r{i}_b{b:02d}", row=r, bundle=b)
-                 for i, r in enumerate(centres) for b in bundles)
+    lines = [(float(row_of_wavelength(camera, ln.wave)), ln.wave, ln.intensity)
+             for ln in arc_lines(OBSERVATORY[camera]) if ln.quality == "GOOD"]
+    lines = sorted(ln for ln in lines if np.isfinite(ln[0]) and margin <= ln[0] <= nrow - margin)
+    if rows < 1 or len(lines) < rows:
+        return ()
+    lo, hi = lines[0][0], lines[-1][0]
+    cuts = np.concatenate([[0.0], np.linspace(END_BAND, 1 - END_BAND, rows - 1), [1.0]]) if rows > 1 else [0, 1]
+    edges = lo + (hi - lo) * np.asarray(cuts)
+    out = []
+    for i in range(rows):
+        band = [ln for ln in lines if edges[i] <= ln[0] <= edges[i + 1]]
+        # aim: the band's centre, or its outer edge for the two end bands
+        aim = lo if i == 0 else hi if i == rows - 1 else (edges[i] + edges[i + 1]) / 2
+        half = max((edges[i + 1] - edges[i]) / 2, 1.0)
+        best = max(band, key=lambda ln: ln[2] * np.exp(-2 * ((ln[0] - aim) / half) ** 2)) if band else min(
+            lines, key=lambda ln: abs(ln[0] - aim))
+        out.append(best[1])
+    return tuple(out)
+
+
+def grid_windows(camera: str, rows: int = DEFAULT_GRID_ROWS,
+                 bundles: tuple[int, ...] = DEFAULT_GRID_BUNDLES) -> tuple[WindowSpec, ...]:
+    """``rows`` x ``bundles`` windows spanning the detector, row-major, named
+    ``grid_w<wave>_b<bb>``: rows on lamp lines from the bluest to the reddest (``grid_waves``),
+    bundles from edge to edge (1 and 25 reach the first and last fiber): every amplifier
+    quadrant and the corners of the illuminated detector are covered."""
+    return tuple(WindowSpec(name=f"{GRID_PREFIX}w{w:.0f}_b{b:02d}", wave=w, bundle=b)
+                 for w in grid_waves(camera, rows) for b in bundles)

@@ -29,6 +29,11 @@ from arcray.errors import InputError
 from arcray.model.pca_ae import _decoder_convs, _encoder_convs, pca_weights, shift_images
 
 N_FIELD = 6  # terms of the quadratic shift field q(u, v)
+# Learning-rate factor of the PCA path (W_e, W_d). Adam moves every weight by about the learning
+# rate per step whatever its gradient's size, so a projection of K x H x W = 65536 pixels would
+# move a latent by ~lr x sum|residual| (several units) per step and throw the model off its PCA
+# start; at 1/100 the PCA path is refined slowly while the shift field and corrections learn.
+LINEAR_LR_FACTOR = 0.01
 
 
 def field_basis(pos: torch.Tensor) -> torch.Tensor:
@@ -88,6 +93,13 @@ class GridAutoencoder(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.decode(self.encode(x))
+
+    def param_groups(self, lr: float) -> list[dict]:
+        """Optimiser parameter groups: the PCA path at ``lr x LINEAR_LR_FACTOR``, the rest at ``lr``."""
+        lin = [self.enc_lin.weight, self.dec_lin.weight]
+        ids = {id(p) for p in lin}
+        return [{"params": [p for p in self.parameters() if id(p) not in ids], "lr": lr},
+                {"params": lin, "lr": lr * LINEAR_LR_FACTOR}]
 
     @torch.no_grad()
     def init_from_pca(self, pca, y_train: np.ndarray | None = None) -> "GridAutoencoder":

@@ -14,7 +14,7 @@ import torch
 from arcray.model.ae import AEConfig, build_autoencoder
 from arcray.model.normalise import AsinhNormaliser
 from arcray.model.pca_ae import init_model_from_data
-from arcray.training.loop import run_epoch
+from arcray.training.loop import make_optimizer, run_epoch
 
 
 def batches(x: np.ndarray, m: np.ndarray, batch_size: int, *, shuffle_seed: int | None = None):
@@ -40,7 +40,7 @@ def fit_local(train: dict, val: dict, ae_cfg: AEConfig, normaliser: AsinhNormali
     model = build_autoencoder(ae_cfg)
     init_model_from_data(model, normaliser.forward(np.asarray(train["x"], np.float32)), train["m"])
     model = model.to(dev)
-    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
+    opt = make_optimizer(model, lr, weight_decay)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs)
     best, best_state, bad, hist = np.inf, None, 0, []
     for epoch in range(epochs):

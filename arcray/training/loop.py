@@ -42,6 +42,13 @@ def _plain(config: dict) -> dict:
     return {k: v for k, v in config.items() if not callable(v)}
 
 
+def make_optimizer(model, lr: float, weight_decay: float) -> torch.optim.Optimizer:
+    """AdamW over the model's ``param_groups(lr)`` when it has them (``grid_res``: a slower PCA
+    path), else over all its parameters."""
+    groups = model.param_groups(lr) if hasattr(model, "param_groups") else model.parameters()
+    return torch.optim.AdamW(groups, lr=lr, weight_decay=weight_decay)
+
+
 def _allreduce(values: list[float]) -> list[float]:
     import torch.distributed as dist
 
@@ -141,7 +148,7 @@ def train_loop_per_worker(config: dict) -> None:
     model = build_autoencoder(AEConfig(**config["ae_config"]))
     if config.get("init_state") is not None:  # data-initialised archs (pca_res), made by the driver
         model.load_state_dict(config["init_state"])
-    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    optimizer = make_optimizer(model, cfg.lr, cfg.weight_decay)
     start, best, bad, history = _resume(model, optimizer)
     model = ray.train.torch.prepare_model(model)
     norm = normaliser_from_dict(config["normaliser"])
