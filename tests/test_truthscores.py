@@ -88,3 +88,30 @@ def test_line_rms_of_true_vectors_is_zero_and_a_shift_is_measured_in_px():
     assert pooled_rms(pd.DataFrame({"x": [3.0, 4.0]}))["x"] == pytest.approx(np.sqrt(12.5))
     with pytest.raises(InputError, match="do not fit"):
         line_rms(ix, tv[:, :10], tv[:, :10])
+
+
+def test_window_centroids_find_a_moved_line_and_ignore_an_unmoved_one():
+    from arcray.analysis.truthscores import centroids, window_line_points, window_line_shift
+    from arcray.optics import Field, line_positions
+
+    yy, xx = np.mgrid[:32, :32].astype(float)
+
+    def spot(c, r):
+        return np.exp(-((xx - c) ** 2 + (yy - r) ** 2) / (2 * 1.1 ** 2))
+
+    ref = np.stack([spot(10.0, 12.0), spot(20.3, 8.6)]) * 1000 + 5.0
+    moved = np.stack([spot(10.25, 11.8), spot(20.3, 8.6)]) * 1000 + 5.0
+    pts = (np.array([0, 1]), np.array([10.0, 20.3]), np.array([12.0, 8.6]))
+    cx, cy = centroids(ref, *pts)
+    assert np.allclose(cx, [10.0, 20.3], atol=0.05) and np.allclose(cy, [12.0, 8.6], atol=0.05)
+    dx, dy = window_line_shift(moved, ref, pts)
+    assert dx[0] == pytest.approx(0.25, abs=0.04) and dy[0] == pytest.approx(-0.2, abs=0.04)
+    assert abs(dx[1]) < 1e-9 and abs(dy[1]) < 1e-9
+    # the true lines of a crop lie inside it, in the crop's pixels
+    field = Field(a0=0.3, s0=1.1)
+    k, col, row = window_line_points("r1", field, [(1000, 1000), (3000, 200)], 64)
+    assert len(k) > 5 and set(k) <= {0, 1}
+    assert col.min() >= 4 and col.max() <= 59 and row.min() >= 4 and row.max() <= 59
+    x, y, _ = line_positions("r1", field)
+    assert np.min(np.hypot(x.ravel() - (col[0] + (1000 if k[0] == 0 else 200)),
+                           y.ravel() - (row[0] + (1000 if k[0] == 0 else 3000)))) < 1e-9

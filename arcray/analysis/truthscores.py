@@ -163,3 +163,46 @@ def pooled_rms(per_frame: pd.DataFrame) -> dict[str, float]:
     """RMS over frames of per-frame RMS values (the RMS over every scored line of every frame
     when frames hold equally many lines)."""
     return {c: float(np.sqrt(np.nanmean(per_frame[c].to_numpy() ** 2))) for c in per_frame.columns}
+
+
+# -- line positions in decoded image windows ----------------------------------------------------
+def window_line_points(camera: str, field: Field, origins, size: int, line_ids=None, *,
+                       margin: int = 4) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The true lines inside each ``size`` x ``size`` crop at ``origins`` (``(row0, col0)`` per
+    window, trimmed frame): ``(window index, column, row)`` in the crop's pixels, at least
+    ``margin`` px from its edges (alive fibers only)."""
+    alive = np.flatnonzero(traces(camera).alive)
+    x, y, _ = line_positions(camera, field, alive, line_ids)
+    x, y = x.ravel(), y.ravel()
+    ks, cs, rs = [], [], []
+    for k, (r0, c0) in enumerate(origins):
+        cx, ry = x - c0, y - r0
+        ok = (cx >= margin) & (cx <= size - 1 - margin) & (ry >= margin) & (ry <= size - 1 - margin)
+        ks.append(np.full(ok.sum(), k))
+        cs.append(cx[ok])
+        rs.append(ry[ok])
+    return np.concatenate(ks).astype(int), np.concatenate(cs), np.concatenate(rs)
+
+
+def centroids(images: np.ndarray, k: np.ndarray, col: np.ndarray, row: np.ndarray, *,
+              half: tuple[int, int] = (2, 3)) -> tuple[np.ndarray, np.ndarray]:
+    """Background-subtracted centroid (column, row) of windows ``images[k]`` ``[K, h, w]`` in a
+    box of half-width ``half`` = (columns, rows) around each rounded point."""
+    hx, hy = half
+    c0, r0 = np.rint(col).astype(int), np.rint(row).astype(int)
+    dc, dr = np.arange(-hx, hx + 1), np.arange(-hy, hy + 1)
+    rr = np.clip(r0[:, None, None] + dr[None, :, None], 0, images.shape[-2] - 1)
+    cc = np.clip(c0[:, None, None] + dc[None, None, :], 0, images.shape[-1] - 1)
+    box = np.asarray(images, np.float64)[k[:, None, None], rr, cc]
+    box = np.clip(box - box.min(axis=(1, 2), keepdims=True), 0, None)
+    tot = np.maximum(box.sum(axis=(1, 2)), 1e-12)
+    return (c0 + (box.sum(1) * dc).sum(1) / tot, r0 + (box.sum(2) * dr).sum(1) / tot)
+
+
+def window_line_shift(images: np.ndarray, reference: np.ndarray, points) -> tuple[np.ndarray, np.ndarray]:
+    """Centroid of each line in ``images`` minus its centroid in ``reference`` (the noiseless
+    light: the same box truncation and blending, so only the reconstruction's error is left), px."""
+    k, col, row = points
+    cx, cy = centroids(images, k, col, row)
+    rx, ry = centroids(reference, k, col, row)
+    return cx - rx, cy - ry
