@@ -87,6 +87,13 @@ def _frame_times(g: pd.DataFrame) -> np.ndarray:
     return g["mjd"].to_numpy(float) + (g["expnum"] - g["expnum"].min()).to_numpy(float) * 1e-4
 
 
+def _shown_frames(per_frame: pd.DataFrame, n_images: int) -> pd.DataFrame:
+    """(camera, expnum) of the first ``n_images`` test exposures of each camera (decoded with images)."""
+    test = per_frame[per_frame["split"] == "test"].sort_values(["camera", "mjd", "expnum"])
+    keys = test[["camera", "expnum"]].drop_duplicates()
+    return keys.groupby("camera", sort=False).head(n_images).reset_index(drop=True)
+
+
 def run_regress(root: str, *, flavor: str = "arc", latent: int = 2, kinds=REGRESSORS,
                 truth: str | None = None, n_actors: int = 2, n_images: int = 4) -> RegressSummary:
     """Fit, predict, decode and score; write predictions, scores (+ truth floors)."""
@@ -100,15 +107,18 @@ def run_regress(root: str, *, flavor: str = "arc", latent: int = 2, kinds=REGRES
     lat = read_latents(root, flavor=flavor, latent=latent)
     long, _ = predict_latents(lat, kinds)
     dirs = model_dirs(layout, flavor, latent, sorted(set(long["camera"])))
-    dec = decode_and_score(root, long, dirs, flavor=flavor, n_actors=n_actors)
+    # Scores of every (frame, model) without images; then the images of the few test frames the
+    # report shows (the first n_images test exposures of each camera), decoded in a second, small pass.
+    dec = decode_and_score(root, long, dirs, flavor=flavor, n_actors=n_actors, images=False)
     zc = z_columns(long)
-    per_frame = long.merge(dec.drop(columns=["image"]), on=["camera", "mjd", "expnum", "split", "model"])
+    per_frame = long.merge(dec, on=["camera", "mjd", "expnum", "split", "model"])
     scores = score_table(per_frame)
+    shown = _shown_frames(per_frame, n_images)
+    images = (decode_and_score(root, long.merge(shown, on=["camera", "expnum"]), dirs, flavor=flavor,
+                               n_actors=1, images=True) if len(shown) else None)
     for cam, g in per_frame.groupby("camera"):
         _write(layout.predicted_latents(cam), g, "regress")
-        d = dec[(dec["camera"] == cam) & (dec["split"] == "test")]
-        keep = d["expnum"].drop_duplicates().head(n_images)
-        d = d[d["expnum"].isin(keep)]
+        d = images[images["camera"] == cam] if images is not None else ()
         if len(d):
             t = pa.Table.from_pandas(d.drop(columns=["image"]), preserve_index=False)
             t = t.append_column("image", tensor_array(np.stack(d["image"].to_list())))

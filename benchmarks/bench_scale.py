@@ -1,0 +1,186 @@
+"""Does each stage's cost per frame, and its peak memory, stay flat as the work grows?
+
+For each N of ``--sizes`` (default 200, 800, 3200 camera-arc frames) a fresh pipeline root gets the
+first N raw frames of ``--raw`` in time order (symbolic links; Hartmann frames left out when
+``--truth`` says which they are), and the stages run on one local Ray instance started once (its
+start-up is not a stage's cost):
+
+- ``calibrate``: calibrate + per-frame measurement (``run_calibrate``, 2 actors), per frame;
+- ``measure``: the night pass (``run_measure``), per frame;
+- ``train``: one epoch of one latent per camera (``train_cameras``), per frame;
+- ``embed``: every calibrated frame (``embed``), per frame;
+- ``predict``: the last night of the N frames (``run_predict``), per frame of that night.
+
+Memory is the peak PSS of the benchmark's whole process tree while the stage runs (the driver, the
+Ray head, raylet and every worker; PSS counts the object store's shared pages once) and the peak
+growth of ``/dev/shm`` (the object store's files), sampled every 0.5 s (``scale_watch.TreeSampler``).
+It prints one row per (N, stage), then per stage the ratio largest N / smallest N of the cost per
+frame (goal: at most 1.25) and of the peak memory (goal: at most 1.3).
+
+    nice -n 19 .venv/bin/python benchmarks/bench_scale.py --raw /tmp/C/r60/raw \\
+        --truth /tmp/C/w60/truth.parquet --sizes 200,800 --out /tmp/C/bench
+
+On 2 shared cores calibrate costs ~0.5 s of CPU a frame: N = 200 + 800 takes about 15 minutes,
+N = 3,200 about 40 more (and needs a world of that many frames: ``benchmarks/two_months.sh``
+renders 1,758).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from contextlib import contextmanager
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from scale_watch import TreeSampler  # noqa: E402
+
+GOAL_COST, GOAL_MEMORY = 1.25, 1.3
+STAGES = ("calibrate", "measure", "train", "embed", "predict")
+
+
+def raw_frames(raw: str, truth: str | None) -> list[tuple[int, int, str, str]]:
+    """``(mjd, expnum, camera, path)`` of every raw frame under ``raw``, time order, no Hartmann
+    frames when ``truth`` is given."""
+    from arcray.calib.identity import frame_key, night_mjd
+    from arcray.pipeline.calibrate import frame_inputs
+
+    hart = set()
+    if truth:
+        import pandas as pd
+
+        t = pd.read_parquet(truth, columns=["camera", "expnum", "hartmann"])
+        hart = {(c, int(e)) for c, e, h in t.itertuples(index=False) if h != "Out"}
+    out = []
+    for p in frame_inputs(raw):
+        key = frame_key(p)
+        if key is None or (key[1], int(key[2])) in hart:
+            continue
+        mjd = night_mjd(p)
+        out.append((mjd, int(key[2]), key[1], p))
+    return sorted(out)
+
+
+def link_subset(frames, n: int, raw_out: str) -> list:
+    subset = frames[:n]
+    for mjd, _, _, p in subset:
+        d = os.path.join(raw_out, str(mjd))
+        os.makedirs(d, exist_ok=True)
+        dest = os.path.join(d, os.path.basename(p))
+        if not os.path.lexists(dest):
+            os.symlink(os.path.abspath(p), dest)
+    return subset
+
+
+@contextmanager
+def sampled(rows: list, n: int, stage: str, frames: int):
+    t0 = time.perf_counter()
+    with TreeSampler(os.getpid(), interval=0.5) as s:
+        yield
+    sec = time.perf_counter() - t0
+    rows.append({"n": n, "stage": stage, "frames": frames, "seconds": round(sec, 2),
+                 "s_per_frame": round(sec / max(frames, 1), 4), "peak_pss_mb": round(s.peak.peak_pss_mb),
+                 "peak_shm_mb": round(s.peak.peak_shm_mb)})
+    r = rows[-1]
+    print(f"  N={n:5d} {stage:9s} {frames:5d} frames {sec:8.1f} s  {r['s_per_frame']:.3f} s/frame  "
+          f"peak PSS {r['peak_pss_mb']} MB  /dev/shm +{r['peak_shm_mb']} MB", flush=True)
+
+
+def run_size(frames, n: int, out: str, args, rows: list) -> None:
+    from arcray.calib.config import CalibConfig
+    from arcray.measure.config import MeasureConfig
+    from arcray.paths import Layout
+    from arcray.pipeline.calibrate import run_calibrate
+    from arcray.pipeline.embed import embed
+    from arcray.pipeline.measure import run_measure
+    from arcray.pipeline.predict import run_predict
+    from arcray.training.config import TrainConfig
+    from arcray.training.trainer import train_cameras
+
+    root = os.path.join(out, f"n{n}")
+    subset = link_subset(frames, n, os.path.join(root, "raw"))
+    layout = Layout(root)
+    cams = sorted({c for _, _, c, _ in subset})
+    want = set(args.stages)
+    if "calibrate" in want:
+        with sampled(rows, n, "calibrate", len(subset)):
+            run_calibrate(os.path.join(root, "raw"), layout, CalibConfig(), workers=args.workers,
+                          measure=MeasureConfig())
+    if "measure" in want:
+        with sampled(rows, n, "measure", len(subset)):
+            run_measure(root)
+    if "train" in want:
+        base = TrainConfig(camera=cams[0], arch=args.arch, latent=args.latent, epochs=1)
+        with sampled(rows, n, "train", len(subset)):
+            train_cameras(root, root, base, cams)
+    if "embed" in want:
+        with sampled(rows, n, "embed", len(subset)):
+            embed(root, latent=args.latent, cameras=cams, n_actors=args.workers)
+    if "predict" in want:
+        last = max(m for m, _, _, _ in subset)
+        with sampled(rows, n, "predict", sum(m == last for m, _, _, _ in subset)):
+            run_predict(root, mjd=last)
+
+
+def ratios(rows: list) -> list[dict]:
+    out = []
+    for stage in STAGES:
+        r = sorted((x for x in rows if x["stage"] == stage), key=lambda x: x["n"])
+        if len(r) < 2:
+            continue
+        lo, hi = r[0], r[-1]
+        cost = hi["s_per_frame"] / lo["s_per_frame"] if lo["s_per_frame"] else float("nan")
+        mem = hi["peak_pss_mb"] / lo["peak_pss_mb"] if lo["peak_pss_mb"] else float("nan")
+        out.append({"stage": stage, "n_small": lo["n"], "n_large": hi["n"], "cost_ratio": round(cost, 2),
+                    "memory_ratio": round(mem, 2), "cost_ok": cost <= GOAL_COST, "memory_ok": mem <= GOAL_MEMORY})
+    return out
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--raw", required=True, help="raw frames (a pipeline root's raw/ or a world's sas/)")
+    ap.add_argument("--truth", help="the world's truth.parquet: leaves the Hartmann frames out")
+    ap.add_argument("--sizes", default="200,800,3200", help="comma-separated N (frames)")
+    ap.add_argument("--out", default="/tmp/bench_scale", help="scratch directory (one root per N)")
+    ap.add_argument("--stages", default=",".join(STAGES), help=f"comma-separated subset of {','.join(STAGES)}")
+    ap.add_argument("--latent", type=int, default=4)
+    ap.add_argument("--arch", default="pca_res")
+    ap.add_argument("--workers", type=int, default=2, help="calibrate / embed actors")
+    ap.add_argument("--json", help="also write the rows and ratios to this JSON file")
+    args = ap.parse_args(argv)
+    args.stages = [s for s in args.stages.split(",") if s]
+    unknown = set(args.stages) - set(STAGES)
+    if unknown:
+        ap.error(f"unknown stages {sorted(unknown)}")
+    sizes = sorted(int(s) for s in args.sizes.split(","))
+    frames = raw_frames(args.raw, args.truth)
+    if not frames:
+        print(f"bench_scale: no raw frames under {args.raw}", file=sys.stderr)
+        return 2
+    if sizes[-1] > len(frames):
+        print(f"bench_scale: {args.raw} has {len(frames)} frames; sizes above that are left out", file=sys.stderr)
+        sizes = [n for n in sizes if n <= len(frames)]
+    from arcray.raycluster import ensure_ray
+
+    ensure_ray(None)
+    rows: list = []
+    for n in sizes:
+        print(f"N = {n}", flush=True)
+        run_size(frames, n, args.out, args, rows)
+    rat = ratios(rows)
+    print("\nstage      N small -> N large   cost/frame ratio (goal <= 1.25)   peak memory ratio (goal <= 1.3)")
+    for r in rat:
+        print(f"{r['stage']:9s}  {r['n_small']:6d} -> {r['n_large']:6d}   {r['cost_ratio']:5.2f} "
+              f"{'ok' if r['cost_ok'] else 'GROWS':5s}                      {r['memory_ratio']:5.2f} "
+              f"{'ok' if r['memory_ok'] else 'GROWS'}")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"rows": rows, "ratios": rat}, f, indent=1)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
