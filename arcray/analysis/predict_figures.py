@@ -63,18 +63,22 @@ def night_timeline(rows: pd.DataFrame, path: str, *, title: str = "") -> str:
 
 
 def residual_quiver(camera: str, predicted: np.ndarray, true: np.ndarray, labels: list[str], path: str, *,
-                    fiber_step: int = 25, title: str = "") -> str:
-    """One panel per exposure: at every ``fiber_step``-th alive fiber and every lamp line, an arrow
+                    fiber_step: int = 40, max_lines: int = 12, title: str = "") -> str:
+    """One panel per exposure: at every ``fiber_step``-th alive fiber and ``max_lines`` lamp lines
+    spread over the wavelength range, an arrow
     from the true line centre to the predicted one (``predicted``/``true``: ``[N, 12]`` fields, px),
-    scaled so the longest arrow of the figure spans ~150 px; the RMS in x and y in the title."""
+    scaled so the longest arrow of the figure spans ~150 px; the RMS in x and y in the title (of
+    the arrows drawn: the scores use every fiber and line)."""
     plt = pyplot()
     predicted, true = np.atleast_2d(predicted), np.atleast_2d(true)
     n = max(1, len(predicted))
     fibers = np.flatnonzero(optics.traces(camera).alive)[::fiber_step]
+    n_lines = len(optics.lines(camera).row)
+    ids = np.unique(np.linspace(0, n_lines - 1, min(max_lines, n_lines)).round().astype(int))
     pos = []
     for p, q in zip(predicted, true):
-        px, py, _ = optics.line_positions(camera, optics.Field.from_array(p), fibers)
-        tx, ty, _ = optics.line_positions(camera, optics.Field.from_array(q), fibers)
+        px, py, _ = optics.line_positions(camera, optics.Field.from_array(p), fibers, ids)
+        tx, ty, _ = optics.line_positions(camera, optics.Field.from_array(q), fibers, ids)
         pos.append((tx.ravel(), ty.ravel(), (px - tx).ravel(), (py - ty).ravel()))
     mag = max([float(np.nanmax(np.hypot(dx, dy))) for _, _, dx, dy in pos] + [1e-3])
     scale = 150.0 / mag

@@ -176,14 +176,16 @@ def _merge_scores(layout: Layout, scores: pd.DataFrame, nights: list[int]) -> No
 
 
 def run_evaluate(root: str, *, truth: str | None = None, cameras: Iterable[str] | None = None,
-                 progress: Callable[..., None] | None = None, quiver_exposures: int = 3) -> StageSummary:
+                 kinds: tuple[str, ...] | None = None, progress: Callable[..., None] | None = None,
+                 quiver_exposures: int = 3) -> StageSummary:
     """Score ``arcray predict`` by nights held out: every night of every camera predicted by models
     fitted without it (``evaluate.leave_one_night_out``), against the simulated world's true field
     when ``truth`` (its ``truth.parquet``) is given (floors too), else against the measured usable
     arcs. Writes ``Layout.predict_eval_scored``, ``predict_eval_table``, ``predict_eval_decisions``,
     a night timeline per camera (``predict_timeline_figure``: the night with the most arcs) and,
     with a truth only, residual quivers of ``quiver_exposures`` test arcs per camera
-    (``predict_quiver_figure``: the primary's largest errors of that night)."""
+    (``predict_quiver_figure``: the primary's largest errors of that night). ``kinds``: the
+    predictors (default all)."""
     from arcray.analysis import predict_figures
     from arcray.predict.evaluate import (accuracy, attach_errors, coverage, decision_table, decisions,
                                          leave_one_night_out, predictor_table)
@@ -206,7 +208,7 @@ def run_evaluate(root: str, *, truth: str | None = None, cameras: Iterable[str] 
     else:
         ok = usable_arcs(frames, frames[list(FIELD_TERMS)].to_numpy(float))
         actual = frames.loc[ok, ["camera", "expnum", *FIELD_TERMS]]
-    preds, rules = leave_one_night_out(frames, progress=progress)
+    preds, rules = leave_one_night_out(frames, progress=progress, **({"kinds": tuple(kinds)} if kinds else {}))
     scored = attach_errors(preds, actual)
     fl = None
     if true is not None:

@@ -154,9 +154,34 @@ def _gbr(seed: int):
         n_estimators=100, learning_rate=0.05, max_depth=3, min_samples_leaf=5, subsample=0.8, random_state=seed))
 
 
+@dataclass(frozen=True)
+class _Within:
+    """``regress.fit_within``'s model at given per-term penalties (no cross-validation)."""
+
+    model: object
+    offset: np.ndarray
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        return as_2d(self.model.predict(X)) + self.offset
+
+
+def _fit_within_at(X: np.ndarray, Y: np.ndarray, nights: np.ndarray, alpha) -> _Within:
+    from sklearn.linear_model import Ridge
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    def demean(A):
+        return A - pd.DataFrame(A).groupby(nights).transform("mean").to_numpy()
+
+    m = make_pipeline(StandardScaler(), Ridge(alpha=np.asarray(alpha, float))).fit(demean(X), demean(Y))
+    return _Within(m, (Y - as_2d(m.predict(X))).mean(0))
+
+
 def fit_predictors(frames: pd.DataFrame, states: np.ndarray, usable: np.ndarray, *,
-                   kinds: tuple[str, ...] = PREDICTORS, seed: int = 0) -> Predictors:
-    """Fit ``kinds`` on the usable arcs of ``frames`` (one camera, the training nights)."""
+                   kinds: tuple[str, ...] = PREDICTORS, seed: int = 0, within_alpha=None) -> Predictors:
+    """Fit ``kinds`` on the usable arcs of ``frames`` (one camera, the training nights).
+    ``within_alpha``: refarc's per-term penalties, given instead of chosen by cross-validation (the
+    error model's inner folds reuse the outer fit's: 35 ridge fits fewer per fold)."""
     from sklearn.linear_model import LinearRegression
 
     bad = [k for k in kinds if k not in PREDICTORS]
@@ -184,7 +209,10 @@ def fit_predictors(frames: pd.DataFrame, states: np.ndarray, usable: np.ndarray,
         elif kind == "gbr":
             p.models[kind] = _gbr(seed).fit(X, Y)
         else:
-            p.fallback, p.info["fallback_alpha"] = fit_within(X, Y, nights, None)
+            if within_alpha is None:
+                p.fallback, p.info["fallback_alpha"] = fit_within(X, Y, nights, None)
+            else:
+                p.fallback, p.info["fallback_alpha"] = _fit_within_at(X, Y, nights, within_alpha), list(within_alpha)
             ref, rows = _training_pairs(frames, usable)
             if len(rows) < MIN_TRAINING_ARCS:
                 raise InputError("the reference-arc model needs training nights with at least two usable arcs "

@@ -47,9 +47,9 @@ def _prepare(frames: pd.DataFrame, rep: Representation) -> tuple[pd.DataFrame, n
 
 
 def oof_predictions(frames: pd.DataFrame, states: np.ndarray, usable: np.ndarray, kind: str, *,
-                    folds: int = 5, seed: int = 0) -> np.ndarray:
+                    folds: int = 5, seed: int = 0, **fit_kw) -> np.ndarray:
     """``kind``'s prediction of every row by a model fitted without the row's night (``folds`` groups
-    of whole nights)."""
+    of whole nights; ``fit_kw`` to ``fit_predictors``)."""
     from sklearn.model_selection import GroupKFold
 
     nights = frames["mjd"].to_numpy()
@@ -60,7 +60,7 @@ def oof_predictions(frames: pd.DataFrame, states: np.ndarray, usable: np.ndarray
     out = np.full(states.shape, np.nan)
     for tr, te in GroupKFold(n_splits=k).split(frames, groups=nights):
         sub, ss, su = frames.iloc[tr].reset_index(drop=True), states[tr], usable[tr]
-        p = fit_predictors(sub, ss, su, kinds=(kind,), seed=seed)
+        p = fit_predictors(sub, ss, su, kinds=(kind,), seed=seed, **fit_kw)
         held = frames.iloc[te].reset_index(drop=True)
         out[te] = p.predict(held, states[te], usable[te])[kind]
     return out
@@ -81,7 +81,8 @@ def fit_night_model(frames: pd.DataFrame, *, camera: str, representation: Repres
     predictors = fit_predictors(frames, states, usable, kinds=kinds, seed=seed)
     actual = rep.fields(states)
     h = hours_since(frames, latest_arc(frames, usable))
-    oof = oof_predictions(frames, states, usable, primary, folds=folds, seed=seed)
+    hint = {"within_alpha": predictors.info["fallback_alpha"]} if "fallback_alpha" in predictors.info else {}
+    oof = oof_predictions(frames, states, usable, primary, folds=folds, seed=seed, **hint)
     reused = rep.fields(predictors.predict(frames, states, usable)["reuse"])
     err = {"primary": decision_error(camera, rep.fields(oof), actual),
            "reuse": decision_error(camera, reused, actual)}
