@@ -1,4 +1,4 @@
-"""Ray job entry point: `python jobs/measure.py [options]` takes the options of `arcray predict`.
+"""Ray job entry point: `python jobs/predict.py [options]` takes the options of `arcray predict`.
 
 Runs on the cluster's head (or a KubeRay submitter) with RAY_ADDRESS set, so the stage joins
 the cluster instead of starting a local one.
