@@ -13,6 +13,11 @@
    predictor: a rerun writes the same table), its FITS binary table ``Layout.predictions_night_fits``,
    and ``Layout.predict_scores``: the night's predictions scored against its measured arcs.
 
+``run_evaluate`` (``arcray predict --evaluate``) predicts *every* night by models fitted without it
+and scores it against the simulated world's truth (``--truth``) or the measured arcs: the tables
+``Layout.predict_eval_{scored,table,decisions}`` and the figures ``predict_timeline_figure`` and
+(truth only) ``predict_quiver_figure`` per camera, which the report's ``predict`` section shows.
+
 A camera with too few measured arcs on the other nights is a failed item (logged, counted), not a
 dead stage; no measured table at all, a night with no exposures, or an exposure number that is
 nowhere are one-line errors.

@@ -4,11 +4,12 @@ What is predicted is a *representation* of the state (``representation``): today
 12-term field of ``arcray.optics.Field`` (``MeasuredField``); a learned latent can plug in later by
 giving its states and a way to turn them into fields. From the header values of an exposure and the
 states of its night's earlier arcs, ``models`` predicts the state per camera (metadata-only:
-``linear``, ``ridge``, ``gbr``; ``refarc``: the night's latest usable arc moved by what the header says
-changed since), and two references that are not predictors (``reuse``: the latest arc unchanged;
-``interp``: time interpolation between the arcs before and after, an upper bound that sees the
-future). ``uncertainty`` turns cross-validated errors into a predicted RMS line error and a 90 %
-upper bound as a function of the time since the latest arc, and the decision ``arc_needed``.
+``linear``, ``ridge``, ``gbr``; ``refarc``: the header-driven state now plus the night's latest usable
+arc's departure from it, decayed with the time since), and two references that are not predictors
+(``reuse``: the latest arc unchanged; ``interp``: time interpolation between the arcs before and
+after, an upper bound that sees the future). ``uncertainty`` turns cross-validated errors into a
+predicted RMS line error and a 90 % upper bound as a function of the time since the latest arc and
+of how far the prediction moved from that arc, and the decision ``arc_needed``.
 ``night`` bundles the fit on training nights and the prediction of a night; ``evaluate`` holds the
 leave-one-night-out loop and the scores against a true state.
 
