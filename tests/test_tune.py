@@ -53,6 +53,26 @@ def test_tune_registers_the_best_trial_per_latent_and_scores_pca(ray_local, tmp_
     assert "tune: 4 ok, 0 failed trials (2 models registered, " in stdout
 
 
+def test_tune_cells_views_and_overrides():
+    from arcray.training.tune import _groups, cells_of, trial_config
+
+    cells = cells_of([1, 2], ["pca_res", "grid_res"], {"grid": [4]})
+    assert cells == [(1, "pca_res"), (2, "pca_res"), (4, "grid_res")]
+    assert _groups(["b1", "r1"], cells, [3e-4]) == [(["b1", "r1"], cells)]  # nothing to prune: one Tuner
+    # two archs of one view: ASHA per (camera, latent, view), never across views
+    groups = _groups(["b1"], cells_of([2], ["pca_res", "small3", "grid_res"]), [3e-4])
+    assert groups == [(["b1"], [(2, "pca_res"), (2, "small3")]), (["b1"], [(2, "grid_res")])]
+    from arcray.training.config import TrainConfig
+
+    base = TrainConfig().model_dump()
+    cfg = trial_config(base, {"camera": "r1", "lr": 3e-4, "cell": {"latent": 4, "arch": "grid_res"}},
+                       {"grid": {"lr": 3e-3, "batch_size": 8}})
+    assert (cfg.view, cfg.arch, cfg.latent, cfg.lr, cfg.batch_size, cfg.camera) == ("grid", "grid_res", 4, 3e-3, 8, "r1")
+    cfg = trial_config(base, {"camera": "b1", "lr": 3e-4, "cell": {"latent": 2, "arch": "pca_res"}},
+                       {"grid": {"lr": 3e-3}})
+    assert (cfg.view, cfg.lr, cfg.batch_size) == ("window0", 3e-4, 32)
+
+
 def test_best_trials_picks_the_lowest_validation_loss_among_completed_trials():
     table = pd.DataFrame({
         "camera": ["b1", "b1", "b1", "r1", "r1", "b1"], "latent": [2, 2, 4, 2, 2, 4],
@@ -73,6 +93,11 @@ def test_cli_rejects_bad_options(tmp_path, capsys):
          "arcray: error: bad training options: Input should be less than or equal to 64"),
         (["tune", "--root", str(tmp_path), "--cameras", "b1,x9"],
          "arcray: error: --cameras: unknown x9; valid: b1, r1, b2, r2"),
+        (["tune", "--root", str(tmp_path), "--views", "grid,foo"],
+         "arcray: error: --views: unknown view 'foo'; choose from window0, grid, lines"),
+        (["train", "--root", str(tmp_path), "--arch", "nope"],
+         "arcray: error: bad training options: Value error, unknown architecture 'nope'; choose one of "
+         "deep_res, grid_res, line_mlp, pca_res, small3, tiny"),
     ):
         with pytest.raises(SystemExit) as e:
             main(args)

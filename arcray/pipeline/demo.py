@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Callable
 
+from pydantic import Field
+
 from arcray.config import StageConfig
 from arcray.credentials import Credentials
 from arcray.paths import Layout, SimLayout
@@ -43,8 +45,13 @@ class DemoConfig(StageConfig):
     seed: int = 7  # world seed: same seed, same bytes
     fields_per_night: int = 3  # fields observed per clear night (each brings an arc and a flat)
     cameras: tuple[str, ...] = ("b1", "r1")
-    latents: tuple[int, ...] = (1, 2, 4, 8)  # latent sizes searched by Ray Tune
+    latents: tuple[int, ...] = (1, 2, 4, 8)  # latent sizes searched by Ray Tune (window0 view)
     arch: str = "pca_res"  # PCA-initialised residual autoencoder with a shift head
+    grid_latents: tuple[int, ...] = (4,)  # latent sizes of the detector-grid model (grid_res); () = none
+    # the grid model's training: its nonlinear parts start at zero on top of PCA and need more,
+    # smaller steps than 12 epochs of batch 32 give on ~55 training frames
+    grid_train: dict[str, float | int] = Field(default_factory=lambda: {
+        "lr": 3e-3, "batch_size": 8, "epochs": 20, "patience": 10})  # TrainConfig fields
     epochs: int = 12  # maximum epochs per trial (early stopping may end sooner)
     analysis_latent: int = 4  # latent size used by embed / analyze / regress
     download_actors: int = 4
@@ -55,7 +62,7 @@ class DemoConfig(StageConfig):
 # ``arcray demo --smoke``: five nights, MJD 60325..60329 = test, train, val, val, train (one field a
 # night), one epoch of the tiny model at latent 2. Every stage runs, in a minute or two.
 SMOKE = {"start": date(2024, 1, 15), "nights": 5, "fields_per_night": 1, "epochs": 1, "latents": (2,),
-         "arch": "tiny", "analysis_latent": 2}
+         "arch": "tiny", "analysis_latent": 2, "grid_latents": ()}
 
 
 @dataclass
@@ -155,7 +162,7 @@ def _calibrate_and_tune(cfg: DemoConfig, layout: Layout, stage: _Stages, bars) -
     from arcray.pipeline.calibrate import run_calibrate
     from arcray.pipeline.measure import run_measure
     from arcray.training.config import TrainConfig
-    from arcray.training.tune import tune_cameras
+    from arcray.training.tune import cells_of, tune_cameras
 
     with bars("calibrate", None, "frames") as advance:
         stage("calibrate", run_calibrate, layout.raw_root, layout, CalibConfig(),
@@ -163,10 +170,13 @@ def _calibrate_and_tune(cfg: DemoConfig, layout: Layout, stage: _Stages, bars) -
     stage("measure", run_measure, layout.root, export_fits=True)
     base = TrainConfig(camera=cfg.cameras[0], flavor="arc", arch=cfg.arch, latent=cfg.latents[0],
                        epochs=cfg.epochs)
-    with bars(f"tune (latents {','.join(map(str, cfg.latents))} x {','.join(cfg.cameras)})",
-              len(cfg.cameras) * len(cfg.latents), "trials") as advance:
+    archs = [cfg.arch] + (["grid_res"] if cfg.grid_latents else [])
+    n_trials = len(cfg.cameras) * len(cells_of(cfg.latents, archs, {"grid": cfg.grid_latents}))
+    with bars(f"tune (latents {','.join(map(str, cfg.latents))}, grid {','.join(map(str, cfg.grid_latents)) or '-'}"
+              f" x {','.join(cfg.cameras)})", n_trials, "trials") as advance:
         stage("tune", tune_cameras, layout.root, layout.root, base, list(cfg.cameras),
-              latents=list(cfg.latents), archs=[cfg.arch], lrs=[base.lr], progress=advance)
+              latents=list(cfg.latents), archs=archs, lrs=[base.lr], progress=advance,
+              view_latents={"grid": list(cfg.grid_latents)}, view_overrides={"grid": cfg.grid_train})
 
 
 def run_demo(out: str, cfg: DemoConfig | None = None, *, progress_factory: Callable | None = None,

@@ -74,7 +74,9 @@ class TrainConfig(StageConfig):
     def _arch_reads_view(self) -> "TrainConfig":
         if self.view not in VIEWS:
             raise ValueError(f"unknown view {self.view!r}; choose one of {VIEWS}")
-        if self.arch in ARCHS and view_of_arch(self.arch) != self.view:
+        if self.arch not in ARCHS:
+            raise ValueError(f"unknown architecture {self.arch!r}; choose one of {', '.join(sorted(ARCHS))}")
+        if view_of_arch(self.arch) != self.view:
             raise ValueError(f"architecture {self.arch!r} reads view {view_of_arch(self.arch)!r}, "
                              f"not {self.view!r}")
         return self

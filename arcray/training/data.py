@@ -189,7 +189,7 @@ def prepare_data(data_root: str, camera: str, flavor: str, view: View | str, *,
                               sample_limit=sample_limit)
     files = calibrated_files(data_root, camera, flavor)
     meta = window_layout(data_root, files[0])
-    name = view if isinstance(view, str) else (view.name or "custom")
+    name = view if isinstance(view, str) else ("grid" if view.multi else "window0")
     if isinstance(view, str):
         if view == "grid" and meta.get("window_names") is None:
             meta["n_windows"] = _n_windows(data_root, files[0])

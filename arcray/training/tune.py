@@ -61,13 +61,24 @@ def max_concurrent_trials(cfg: TrainConfig, n_trials: int, cluster_cpus: float) 
     return max(1, min(n_trials, int((cluster_cpus - staged) // per_trial)))
 
 
-def _trainable(config: dict, base: dict, prepared: dict, inits: dict, storage_path: str) -> None:
+def trial_config(base: dict, config: dict, view_overrides: dict | None = None) -> TrainConfig:
+    """The ``TrainConfig`` of one trial: ``base``, then its view's overrides (``view_overrides``:
+    view -> TrainConfig fields, e.g. ``{"grid": {"lr": 3e-3, "batch_size": 8}}``; an ``lr``
+    there replaces the searched one), then the trial's camera, latent and arch."""
+    cell = config["cell"]
+    view = view_of_arch(cell["arch"])
+    over = dict((view_overrides or {}).get(view, {}))
+    return TrainConfig(**{**base, "lr": config["lr"], **over, "camera": config["camera"],
+                          "latent": cell["latent"], "arch": cell["arch"], "view": view})
+
+
+def _trainable(config: dict, base: dict, prepared: dict, inits: dict, storage_path: str,
+               view_overrides: dict | None = None) -> None:
     """One Tune trial: a TorchTrainer for this (camera, latent, arch, lr) whose reports reach Tune."""
     from ray import tune
     from ray.tune.integration.ray_train import TuneReportCallback
 
-    cfg = TrainConfig(**{**base, "camera": config["camera"], "latent": config["latent"],
-                         "arch": config["arch"], "lr": config["lr"], "view": view_of_arch(config["arch"])})
+    cfg = trial_config(base, config, view_overrides)
     data = prepared[(cfg.camera, cfg.view)]
     ae_cfg, init_state = inits[(cfg.camera, cfg.arch, cfg.latent)]
     lcfg = loop_config(cfg, ae_cfg, data.normaliser, init_state=init_state)
@@ -77,21 +88,31 @@ def _trainable(config: dict, base: dict, prepared: dict, inits: dict, storage_pa
     trainer.fit()
 
 
-def _initial_models(base: TrainConfig, prepared: dict, latents, archs) -> dict:
+def _initial_models(base: TrainConfig, prepared: dict, cells) -> dict:
     """``(camera, arch, latent) -> (AEConfig, initial weights or None)``, computed once on the driver
     (shapes and the training PCA come from the data; every trial of that cell reuses them)."""
     out = {}
     for (cam, view), data in prepared.items():
-        for arch in (a for a in archs if view_of_arch(a) == view):
-            for lat in sorted(set(int(v) for v in latents)):
+        for lat, arch in cells:
+            if view_of_arch(arch) == view:
                 cfg = base.model_copy(update={"camera": cam, "arch": arch, "latent": lat, "view": view})
                 ae_cfg = model_config(cfg, data)
                 out[(cam, arch, lat)] = (ae_cfg, initial_state(ae_cfg, data))
     return out
 
 
-def _groups(cameras, latents, archs, lrs) -> list[tuple[list, list, list]]:
-    """The Tuner runs: ``[(cameras, latents, archs), ...]``.
+def cells_of(latents, archs, view_latents: dict | None = None) -> list[tuple[int, str]]:
+    """The ``(latent, arch)`` pairs searched: every latent of ``latents`` for every arch, or the
+    latents ``view_latents[view]`` for the archs that read that view."""
+    out = []
+    for a in archs:
+        lats = (view_latents or {}).get(view_of_arch(a), latents)
+        out += [(int(lat), a) for lat in sorted(set(int(v) for v in lats))]
+    return out
+
+
+def _groups(cameras, cells, lrs) -> list[tuple[list, list]]:
+    """The Tuner runs: ``[(cameras, cells), ...]``.
 
     With one (arch, lr) per (latent size, view) nothing is pruned and one Tuner runs every
     trial at once (trial start-up overlaps). With several, ASHA prunes weak (arch, lr) trials, but
@@ -99,12 +120,12 @@ def _groups(cameras, latents, archs, lrs) -> list[tuple[list, list, list]]:
     lower loss, another camera has another scale and another view other pixels, so across them it
     would stop the wrong trials and bias loss-vs-latent. Each (camera, latent, view) then gets its
     own Tuner."""
-    by_view: dict[str, list] = {}
-    for a in archs:
-        by_view.setdefault(view_of_arch(a), []).append(a)
-    if len(lrs) == 1 and all(len(v) == 1 for v in by_view.values()):
-        return [(list(cameras), list(latents), list(archs))]
-    return [([c], [lat], va) for c in cameras for lat in latents for va in by_view.values()]
+    by_key: dict[tuple, list] = {}
+    for lat, a in cells:
+        by_key.setdefault((lat, view_of_arch(a)), []).append((lat, a))
+    if len(lrs) == 1 and all(len(v) == 1 for v in by_key.values()):
+        return [(list(cameras), list(cells))]
+    return [([c], group) for c in cameras for group in by_key.values()]
 
 
 def views_of(archs) -> list[str]:
@@ -114,10 +135,13 @@ def views_of(archs) -> list[str]:
 
 def run_tune(data_root: str, out_root: str, base: TrainConfig, *, latents, archs, lrs,
              cameras=None, grace_period: int = 2, prepared: dict | None = None,
-             progress=None) -> tuple[pd.DataFrame, dict]:
+             progress=None, view_latents: dict | None = None,
+             view_overrides: dict | None = None) -> tuple[pd.DataFrame, dict]:
     """Search latent x arch (and so view) x lr for each camera of ``cameras`` (default
     ``base.camera``) and ``base.flavor``; register the best model per (camera, view, latent).
 
+    ``view_latents`` (optional): other latent sizes for some views, e.g. ``{"grid": [4]}``;
+    ``view_overrides``: other training settings for some views (``trial_config``).
     ``progress(n)`` (optional) is called as trials end, and then Tune's own trial tables are not
     printed. Returns the trial table and each trial's per-epoch metrics (trial_id -> DataFrame)."""
     for a in archs:  # unknown names fail here, before any cluster work
@@ -130,20 +154,22 @@ def run_tune(data_root: str, out_root: str, base: TrainConfig, *, latents, archs
         for view in views_of(archs):
             if (cam, view) not in prepared:
                 prepared[(cam, view)] = prepare_for(data_root, _cfg_for(base, cam, view, archs))
-    inits = _initial_models(base, prepared, latents, archs)
+    cells = cells_of(latents, archs, view_latents)
+    inits = _initial_models(base, {k: v for k, v in prepared.items() if k[0] in cameras}, cells)
     tables, histories = [], {}
-    for cams, lats, arch_group in _groups(cameras, latents, archs, lrs):
-        views = views_of(arch_group)
+    for cams, group in _groups(cameras, cells, lrs):
+        views = views_of(a for _, a in group)
         grid, name = _fit(base, layout, {(c, v): prepared[(c, v)] for c in cams for v in views}, inits,
-                          cams, lats, arch_group, lrs, grace_period, progress)
-        tables.append(_trial_table(grid, base))
+                          cams, group, lrs, grace_period, progress, view_overrides)
+        tables.append(_trial_table(grid, base, view_overrides))
         histories.update({r.metrics.get("trial_id", ""): _history(r) for r in grid})
         if tables[-1]["val_loss"].isna().all():
             log.warning("every trial of %s failed; first error: %s", name,
                         tables[-1]["error"].dropna().head(1).tolist())
     table = _register_best(pd.concat(tables, ignore_index=True), layout, prepared, base)
-    pca = {key: pca_losses(data, sorted(set(int(v) for v in latents))) for key, data in prepared.items()
-           if key[0] in cameras and key[1] in views_of(archs)}
+    pca = {(cam, view): pca_losses(prepared[(cam, view)],
+                                   sorted({lat for lat, a in cells if view_of_arch(a) == view}))
+           for cam in cameras for view in views_of(archs)}
     for split in ("val", "test"):
         table[f"pca_{split}_loss"] = [
             pca.get((c, v), {}).get(int(l), {}).get(f"pca_{split}_loss", math.nan)
@@ -157,29 +183,32 @@ def _cfg_for(base: TrainConfig, camera: str, view: str, archs) -> TrainConfig:
     return base.model_copy(update={"camera": camera, "view": view, "arch": arch})
 
 
-def _fit(base: TrainConfig, layout: Layout, prepared: dict, inits: dict, cameras, latents, archs,
-         lrs, grace_period: int, progress=None):
-    """One ``Tuner.fit`` over cameras x latents x archs x lrs; returns ``(ResultGrid, name)``."""
+def _fit(base: TrainConfig, layout: Layout, prepared: dict, inits: dict, cameras, cells,
+         lrs, grace_period: int, progress=None, view_overrides: dict | None = None):
+    """One ``Tuner.fit`` over cameras x (latent, arch) cells x lrs; returns ``(ResultGrid, name)``."""
     import ray
     from ray import tune
     from ray.tune.schedulers import ASHAScheduler
 
-    n_trials = len(cameras) * len(latents) * len(archs) * len(lrs)
+    latents = sorted({lat for lat, _ in cells})
+    views = views_of(a for _, a in cells)
+    n_trials = len(cameras) * len(cells) * len(lrs)
     conc = max_concurrent_trials(base, n_trials, ray.cluster_resources().get("CPU", 1))
     trainable = tune.with_resources(
         tune.with_parameters(_trainable, base=base.model_dump(), prepared=prepared, inits=inits,
-                             storage_path=layout.train_runs), {"CPU": 1})
+                             storage_path=layout.train_runs, view_overrides=view_overrides),
+        {"CPU": 1})
     tag = "-".join(cameras) + (f"-l{latents[0]}" if len(latents) == 1 and len(cameras) == 1 else "")
-    tag += "-" + "-".join(views_of(archs))
+    tag += "-" + "-".join(views)
     name = f"tune-{tag}-{base.flavor}-{base.config_hash()}"
     scheduler = None
-    if len(cameras) == 1 and len(set(latents)) == 1 and len(views_of(archs)) == 1 and n_trials > 1:
+    if len(cameras) == 1 and len(latents) == 1 and len(views) == 1 and n_trials > 1:  # see _groups
         scheduler = ASHAScheduler(max_t=base.epochs, grace_period=min(grace_period, base.epochs),
                                   reduction_factor=2)
     tuner = tune.Tuner(
         trainable,
         param_space={"camera": tune.grid_search(list(cameras)),
-                     "latent": tune.grid_search(list(latents)), "arch": tune.grid_search(list(archs)),
+                     "cell": tune.grid_search([{"latent": lat, "arch": a} for lat, a in cells]),
                      "lr": tune.grid_search(list(lrs))},
         tune_config=tune.TuneConfig(metric="val_loss", mode="min", max_concurrent_trials=conc,
                                     scheduler=scheduler),
@@ -238,16 +267,18 @@ def _history(result) -> pd.DataFrame:
     return df if df is not None else pd.DataFrame()
 
 
-def _trial_table(grid, base: TrainConfig) -> pd.DataFrame:
+def _trial_table(grid, base: TrainConfig, view_overrides: dict | None = None) -> pd.DataFrame:
     rows = []
     for r in grid:
+        tcfg = trial_config(base.model_dump(), r.config, view_overrides)
         df = _history(r)
         ok = r.error is None and not df.empty and "val_loss" in df
         best_i = df["val_loss"].idxmin() if ok else None
+        cell = r.config["cell"]
         rows.append({
-            "camera": r.config["camera"], "flavor": base.flavor, "view": view_of_arch(r.config["arch"]),
+            "camera": r.config["camera"], "flavor": base.flavor, "view": view_of_arch(cell["arch"]),
             "trial_id": r.metrics.get("trial_id", ""),
-            "arch": r.config["arch"], "latent": int(r.config["latent"]), "lr": float(r.config["lr"]),
+            "arch": cell["arch"], "latent": int(cell["latent"]), "lr": float(tcfg.lr),
             "status": "ok" if ok else "failed", "epochs_run": int(len(df)),
             "train_loss": float(df["train_loss"].iloc[-1]) if ok else math.nan,
             "val_loss": float(df["val_loss"].iloc[-1]) if ok else math.nan,
@@ -317,7 +348,8 @@ class TuneSummary(StageSummary):
 
 
 def tune_cameras(data_root: str, out_root: str, base: TrainConfig, cameras: list[str], *, latents,
-                 archs, lrs, figures: bool = True, progress=None) -> TuneSummary:
+                 archs, lrs, figures: bool = True, progress=None,
+                 view_latents: dict | None = None, view_overrides: dict | None = None) -> TuneSummary:
     """``run_tune`` over every camera at once, results table merged, figures written per camera
     (of the first view searched)."""
     from arcray.training.figures import make_figures
@@ -328,7 +360,8 @@ def tune_cameras(data_root: str, out_root: str, base: TrainConfig, cameras: list
     prepared = {(cam, v): prepare_for(data_root, _cfg_for(base, cam, v, archs))
                 for cam in cameras for v in views_of(archs)}
     table, histories = run_tune(data_root, out_root, base, cameras=cameras, latents=latents,
-                                archs=archs, lrs=lrs, prepared=prepared, progress=progress)
+                                archs=archs, lrs=lrs, prepared=prepared, progress=progress,
+                                view_latents=view_latents, view_overrides=view_overrides)
     write_results(layout, table, base.config_hash())
     if figures:
         for cam, part in table[table["view"] == first_view].groupby("camera", sort=True):
