@@ -114,14 +114,14 @@ class ErrorModel:
         return cls(float(c0), c1, c2, float(q), first_rms, _conformal(err[first], level), level, int(ok.sum()))
 
     def expected(self, h, change=None) -> np.ndarray:
-        h = np.asarray(h, float)
+        h = np.atleast_1d(np.asarray(h, float))
         L = _log_features(h, change)
         with np.errstate(invalid="ignore", over="ignore"):
-            e = np.exp(self.c0 + self.c1 * L[:, 0] + self.c2 * L[:, 1]) if len(h) else np.zeros(0)
+            e = np.exp(self.c0 + self.c1 * L[:, 0] + self.c2 * L[:, 1])
         return np.where(np.isfinite(h), e, self.first_rms)
 
     def upper(self, h, change=None) -> np.ndarray:
-        h = np.asarray(h, float)
+        h = np.atleast_1d(np.asarray(h, float))
         return np.where(np.isfinite(h), self.q * self.expected(h, change), self.first_upper)
 
 
