@@ -4,7 +4,7 @@
 
 Writes two synthetic calibrated datasets of 16 windows of 64x64 a frame (``--nights`` nights
 and 4x as many), trains the ``grid_res`` model on each in a fresh local Ray instance (one
-Ray Train worker) and samples, every 0.1 s, the resident memory (RSS) of the whole Ray process
+Ray Train worker) and samples, every 0.2 s, the resident memory (RSS) of the whole Ray process
 tree (the driver, GCS, raylet, Train controller and worker, Ray Data tasks; shared object-store
 pages are counted in the processes that touch them) and the object store's used bytes. The
 worker's shard cache is off (``cache_mb=0``: every epoch streams from Parquet, the path a dataset
@@ -44,11 +44,12 @@ def _tree_rss(root_pid: int) -> int:
     return total
 
 
-def _object_store_used() -> int:
+def _object_store_used(address: str) -> int:
+    """Bytes in this instance's object store (an internal Ray API; -1 when it fails)."""
     try:
         from ray._private.internal_api import get_memory_info_reply, get_state_from_address
 
-        reply = get_memory_info_reply(get_state_from_address())
+        reply = get_memory_info_reply(get_state_from_address(address))
         return int(reply.store_stats.object_store_bytes_used)
     except Exception:  # noqa: BLE001 - best effort: an internal API
         return -1
@@ -63,14 +64,15 @@ def child(data: str, epochs: int, driver_frames: int) -> None:
     from arcray.training.trainer import train_camera
 
     ensure_ray(num_cpus=4)
-    peak = {"rss": 0, "store": 0}
+    address = ray.get_runtime_context().gcs_address
+    peak = {"rss": 0, "store": -1}
     stop = threading.Event()
 
     def sample():
         while not stop.is_set():
             peak["rss"] = max(peak["rss"], _tree_rss(os.getpid()))
-            peak["store"] = max(peak["store"], _object_store_used())
-            time.sleep(0.1)
+            peak["store"] = max(peak["store"], _object_store_used(address))
+            time.sleep(0.2)
 
     t = threading.Thread(target=sample, daemon=True)
     t.start()

@@ -137,7 +137,7 @@ def test_grid_model_saves_and_loads_with_its_view(tmp_path):
 
 @pytest.mark.ray
 @pytest.mark.slow
-@pytest.mark.timeout(400)
+@pytest.mark.timeout(600)
 def test_grid_model_killed_mid_run_resumes_and_reconstructs_a_corner_window(ray_local, tmp_path):
     """Ray Train on a tiny synthetic dataset of 4 windows read as a grid: a worker killed at
     epoch 2 resumes from its checkpoint; the registered model redraws the corner window of the

@@ -80,14 +80,18 @@ def files_by_split(files: list[str]) -> dict[str, list[str]]:
 
 
 def window_layout(data_root: str, first_file: str) -> dict:
-    """The calibrated files' window metadata (``views`` of the arcray schema metadata; {} if none)."""
+    """The calibrated files' column ``names``, ``n_windows`` and window metadata (``views`` of the
+    arcray schema metadata: window names, origins, size, trimmed shape; absent in test fixtures)."""
     import pyarrow.parquet as pq
+
+    from arcray.tensors import tensor_shape
 
     fs, inner = Layout(data_root).filesystem(first_file)
     schema = pq.read_schema(inner, filesystem=fs)
     meta = (schema.metadata or {}).get(b"arcray")
     views = json.loads(meta).get("views", {}) if meta else {}
-    return {"names": schema.names, **views}
+    n_win = tensor_shape(schema, "windows")[0] if "windows" in schema.names else 0
+    return {"names": schema.names, "n_windows": int(n_win), **views}
 
 
 def resolve_view(name: str, layout_meta: dict, *, size: int = 64) -> View:
@@ -114,16 +118,6 @@ def window_positions(view: View, layout_meta: dict) -> list[tuple[float, float]]
         return out
     k = len(view.windows)
     return [(float(u), 0.0) for u in np.linspace(-1, 1, k)]
-
-
-def _n_windows(data_root: str, first_file: str) -> int:
-    import pyarrow.parquet as pq
-
-    fs, inner = Layout(data_root).filesystem(first_file)
-    t = pq.read_table(inner, columns=["windows"], filesystem=fs)
-    from arcray.tensors import to_ndarray
-
-    return int(to_ndarray(t.column("windows")).shape[1])
 
 
 def read_split_dataset(files: list[str], view: View, *, with_mask: bool = True):
@@ -191,8 +185,6 @@ def prepare_data(data_root: str, camera: str, flavor: str, view: View | str, *,
     meta = window_layout(data_root, files[0])
     name = view if isinstance(view, str) else ("grid" if view.multi else "window0")
     if isinstance(view, str):
-        if view == "grid" and meta.get("window_names") is None:
-            meta["n_windows"] = _n_windows(data_root, files[0])
         view = resolve_view(view, meta, size=size)
     if view.column not in meta["names"]:
         raise InputError(f"calibrated frames have no column {view.column!r}")

@@ -18,7 +18,7 @@ import torch
 
 from arcray.model.ae import AEConfig, build_autoencoder
 from arcray.model.loss import masked_sse_count
-from arcray.model.normalise import AsinhNormaliser, normaliser_from_dict
+from arcray.model.normalise import normaliser_from_dict
 from arcray.training.config import TrainConfig
 
 STATE_FILE = "state.pt"
