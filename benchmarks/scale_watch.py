@@ -9,7 +9,10 @@ sum of RSS would. ``/dev/shm`` is sampled alongside (Ray's plasma files live the
 
     .venv/bin/python benchmarks/scale_watch.py --log runs.jsonl --name calibrate -- arcray calibrate ...
 
-appends one JSON line {name, rc, seconds, peak_pss_mb, peak_rss_mb, peak_shm_mb, n_procs_max}.
+appends one JSON line {name, rc, seconds, peak_pss_mb, peak_rss_mb, peak_shm_mb, n_procs_max, cpu_s}.
+CPU seconds are what a loaded machine cannot blur: the wall time of a stage on 2 cores shared with
+other work is not its cost, its CPU seconds are (a process that ends between two samples loses at
+most one interval of them).
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ class Peak:
     peak_rss_mb: float = 0.0
     peak_shm_mb: float = 0.0
     n_procs_max: int = 0
+    cpu_s: float = 0.0  # user + system CPU seconds of the tree while sampled (a process's last sample)
 
 
 def _tree(pid: int) -> list[psutil.Process]:
@@ -43,6 +47,14 @@ def _tree(pid: int) -> list[psutil.Process]:
         return [root, *root.children(recursive=True)]
     except psutil.NoSuchProcess:
         return []
+
+
+def _cpu(p: psutil.Process) -> float:
+    try:
+        t = p.cpu_times()
+        return t.user + t.system
+    except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+        return 0.0
 
 
 def _shm_used_mb() -> float:
@@ -61,6 +73,8 @@ class TreeSampler:
         self.peak = Peak()
         self._stop = threading.Event()
         self._shm0 = _shm_used_mb()
+        self._cpu0 = {p.pid: _cpu(p) for p in _tree(pid)}  # processes already running: only their growth counts
+        self._cpu: dict[int, float] = {}
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def sample(self) -> None:
@@ -71,9 +85,11 @@ class TreeSampler:
                 mi = p.memory_full_info()
                 pss += getattr(mi, "pss", mi.rss)
                 rss += mi.rss
+                self._cpu[p.pid] = _cpu(p)
             except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
                 continue
         pk = self.peak
+        pk.cpu_s = sum(c - self._cpu0.get(pid, 0.0) for pid, c in self._cpu.items())
         pk.peak_pss_mb = max(pk.peak_pss_mb, pss / 2**20)
         pk.peak_rss_mb = max(pk.peak_rss_mb, rss / 2**20)
         pk.peak_shm_mb = max(pk.peak_shm_mb, _shm_used_mb() - self._shm0)
@@ -91,6 +107,7 @@ class TreeSampler:
     def __exit__(self, *exc) -> None:
         self._stop.set()
         self._thread.join()
+        self.sample()
 
 
 def watch(cmd: list[str], name: str, interval: float = 1.0) -> Peak:
@@ -117,7 +134,7 @@ def main(argv: list[str] | None = None) -> int:
     with open(a.log, "a") as f:
         f.write(json.dumps({k: (round(v, 1) if isinstance(v, float) else v) for k, v in asdict(peak).items()})
                 + "\n")
-    print(f"[{peak.name}] rc={peak.rc} {peak.seconds:.1f} s, peak PSS {peak.peak_pss_mb:.0f} MB "
+    print(f"[{peak.name}] rc={peak.rc} {peak.seconds:.1f} s ({peak.cpu_s:.0f} CPU s), peak PSS {peak.peak_pss_mb:.0f} MB "
           f"(RSS {peak.peak_rss_mb:.0f} MB, /dev/shm +{peak.peak_shm_mb:.0f} MB, {peak.n_procs_max} processes)",
           file=sys.stderr)
     return peak.rc or 0
