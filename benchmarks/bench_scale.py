@@ -22,9 +22,9 @@ time on 2 cores shared with other work is not one; goal: at most 1.25) and of th
     nice -n 19 .venv/bin/python benchmarks/bench_scale.py --raw /tmp/C/r60/raw \\
         --truth /tmp/C/w60/truth.parquet --sizes 200,800 --out /tmp/C/bench
 
-On 2 shared cores calibrate costs ~0.5 s of CPU a frame: N = 200 + 800 takes about 15 minutes,
-N = 3,200 about 40 more (and needs a world of that many frames: ``benchmarks/two_months.sh``
-renders 1,758).
+Measured on 2 cores shared with three other jobs (load 20-40): calibrate 0.6-0.8 CPU s a frame,
+N = 100 with every stage 17 minutes of wall time (train 10 of them), N = 400 without train 11
+minutes; N = 3,200 needs a world of that many arcs (``benchmarks/two_months.sh`` plans 1,758).
 """
 
 from __future__ import annotations
@@ -187,7 +187,13 @@ def main(argv=None) -> int:
     if unknown:
         ap.error(f"unknown stages {sorted(unknown)}")
     sizes = sorted(int(s) for s in args.sizes.split(","))
-    frames = raw_frames(args.raw, args.truth)
+    from arcray.errors import ArcrayError
+
+    try:
+        frames = raw_frames(args.raw, args.truth)
+    except (ArcrayError, OSError) as exc:
+        print(f"bench_scale: {exc}", file=sys.stderr)
+        return 2
     if not frames:
         print(f"bench_scale: no raw frames under {args.raw}", file=sys.stderr)
         return 2
