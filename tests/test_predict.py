@@ -3,6 +3,8 @@ the stage, on hand-built nights with a known drift (seconds, no Ray)."""
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pandas as pd
 import pyarrow as pa
@@ -127,6 +129,21 @@ def test_stage_writes_idempotent_tables_and_fits(tmp_path):
     assert s.n_ok == 1 and "need an arc" in s.line()
     scores = pd.read_parquet(lay.predict_scores)
     assert set(scores["mjd"]) == {night} and "refarc" in set(scores["predictor"])
+
+
+def test_a_night_whose_arcs_are_all_red_is_predicted_but_not_scored(tmp_path):
+    from arcray.pipeline.predict import run_predict
+
+    w = world(n_nights=4)
+    night = int(w["mjd"].iloc[-1])
+    w.loc[w["mjd"] == night, "status"] = "red"
+    root = _root_with(tmp_path, w)
+    s = run_predict(root, mjd=night)
+    assert s.n_ok == 1 and "scores" not in s.outputs
+    assert Layout(root).predictions_night(night) in s.outputs.values()
+    assert not os.path.exists(Layout(root).predict_scores)
+    run_predict(root, mjd=night - 1)  # a scored night afterwards writes the table
+    assert set(pd.read_parquet(Layout(root).predict_scores)["mjd"]) == {night - 1}
 
 
 @pytest.mark.parametrize("case", ["no_measured", "no_night", "unknown_exposure", "too_few_arcs"])

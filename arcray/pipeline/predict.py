@@ -155,29 +155,35 @@ def run_predict(root: str, *, mjd: int | None = None, exposures: Iterable[int] |
         atomic_write_bytes(layout.predictions_night_fits(night), fits_bytes(table))
         outputs[f"predictions {night}"] = layout.predictions_night(night)
         scores = score_against_measured(preds, frames[frames["mjd"] == night])
-        scores.insert(0, "mjd", night)
-        all_scores.append(scores)
+        if len(scores):  # a night whose arcs are all unusable (red, unmeasured) has nothing to score
+            scores.insert(0, "mjd", night)
+            all_scores.append(scores)
         primary = preds[preds["primary"]]
         if exposures:
             primary = primary[primary["expnum"].isin([int(e) for e in exposures])]
         need = int(primary["arc_needed"].fillna(True).sum())
         notes.append(f"night {night}: {len(primary)} exposures, {need} need an arc at {tolerance:g} px")
-    _merge_scores(layout, pd.concat(all_scores, ignore_index=True), nights)
-    outputs["scores"] = layout.predict_scores
+    if _merge_scores(layout, all_scores, nights):
+        outputs["scores"] = layout.predict_scores
     return StageSummary(stage="predict", n_ok=n_ok, n_failed=n_failed, seconds=time.perf_counter() - t0,
                         unit="camera-nights", outputs=outputs, notes=tuple(notes))
 
 
-def _merge_scores(layout: Layout, scores: pd.DataFrame, nights: list[int]) -> None:
-    """Replace the rows of ``nights`` in the scores table (other nights' rows are kept)."""
+def _merge_scores(layout: Layout, parts: list[pd.DataFrame], nights: list[int]) -> bool:
+    """Replace the rows of ``nights`` in the scores table (other nights' rows are kept); False
+    (nothing written) when there is neither a new score nor an earlier table."""
     import pyarrow.parquet as pq
 
     path = layout.predict_scores
     if exists(path):
         old = pq.read_table(pa.BufferReader(read_bytes(path))).to_pandas()
-        scores = pd.concat([old[~old["mjd"].isin(nights)], scores], ignore_index=True)
+        parts = [old[~old["mjd"].isin(nights)], *parts]
+    if not parts:
+        return False
+    scores = pd.concat(parts, ignore_index=True)
     scores = scores.sort_values(["mjd", "camera", "predictor", "subset"], kind="stable").reset_index(drop=True)
     atomic_write_parquet(path, pa.Table.from_pandas(scores, preserve_index=False), provenance(None, ["predict"]))
+    return True
 
 
 def run_evaluate(root: str, *, truth: str | None = None, cameras: Iterable[str] | None = None,
