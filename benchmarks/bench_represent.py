@@ -10,7 +10,7 @@ For each camera and latent size it fits, on the training nights (``arcray.model.
 - ``line_ae``: ``LineAutoencoder`` (arch ``line_mlp``), started at that PCA and trained in-process
   (full batch, Adam, early stopping on the validation nights);
 - with ``--images`` and a calibrated root that carries the detector-grid windows: the grid image
-  autoencoder (helper A's ``train_camera`` with ``view="grid"``) and image PCA on the same view.
+  autoencoder (``train_camera`` with ``view="grid"``) and image PCA on the same view.
 
 and prints, on the test nights:
 

@@ -89,7 +89,7 @@ ARCHS: dict[str, dict] = {
     "pca_res": dict(depth=3, width=16, blocks=0, kind="pca_res"),
     # every grid window: PCA over all of them + a smooth shift field + a shared conv correction
     "grid_res": dict(depth=3, width=8, max_width=32, blocks=0, kind="grid_res"),
-    # line vectors (helper B's arcray.model.line_ae)
+    # line vectors (arcray.model.line_ae)
     "line_mlp": dict(depth=2, width=64, blocks=0, kind="line_mlp"),
 }
 

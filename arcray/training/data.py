@@ -11,7 +11,7 @@ under a byte budget, ``loop.ShardBatches``), and the driver reads only bounded s
 
 Views by name (``TrainConfig.view``): ``window0`` and ``grid`` (``arcray.model.view``; the grid's
 windows and their detector positions come from the calibrated files' metadata) and ``lines``
-(helper B's line vectors, ``arcray.training.lines_data``).
+(line vectors, ``arcray.training.lines_data``).
 """
 
 from __future__ import annotations
