@@ -47,7 +47,9 @@ class DemoConfig(StageConfig):
     cameras: tuple[str, ...] = ("b1", "r1")
     latents: tuple[int, ...] = (1, 2, 4, 8)  # latent sizes searched by Ray Tune (window0 view)
     arch: str = "pca_res"  # PCA-initialised residual autoencoder with a shift head
-    grid_latents: tuple[int, ...] = (4,)  # latent sizes of the detector-grid model (grid_res); () = none
+    # latent sizes of the detector-grid model (grid_res); () = none. Off by default: its two trials
+    # doubled the demo's tune stage (218 -> 424 s on 2 cores); `arcray demo --grid` turns it on.
+    grid_latents: tuple[int, ...] = ()
     # the grid model's training: its nonlinear parts start at zero on top of PCA and need more,
     # smaller steps than 12 epochs of batch 32 give on ~55 training frames
     grid_train: dict[str, float | int] = Field(default_factory=lambda: {
