@@ -80,7 +80,8 @@ def test_smoke_demo_prints_only_its_own_lines_and_fills_every_report_section_of_
     for key, src in rep.sections.items():
         assert set(src) <= written, (key, set(src) - written)
     page = open(rep.index).read()
-    assert "not run" not in page and page.count("<img") >= 10
+    assert page.count("not run") == page.count('<p class="nr">not run</p>') == 2  # the two above
+    assert page.count("<img") >= 10
     scores = pd.read_parquet(layout.scores)
     assert set(scores["camera"]) == {"b1", "r1"}
     assert {"autoencoder", "linear", "ridge", "gbr", "refarc"} <= set(scores["model"])
