@@ -80,6 +80,27 @@ def test_leave_one_night_out_never_uses_the_held_out_night(monkeypatch):
         predict_night(model, w[w["mjd"] == nights[1]])
 
 
+def test_a_night_is_fitted_on_the_nearest_history_nights_only(monkeypatch):
+    from arcray.predict.night import training_nights
+
+    w = world(n_nights=7)
+    nights = sorted(int(m) for m in w["mjd"].unique())
+    mid = nights[3]
+    picked = sorted(set(training_nights(w, mid, 4)["mjd"].astype(int)))
+    assert picked == [nights[1], nights[2], nights[4], nights[5]]  # two each side, never the night
+    assert sorted(set(training_nights(w, nights[-1], 2)["mjd"].astype(int))) == nights[-3:-1]
+    assert sorted(set(training_nights(w, nights[0], 0)["mjd"].astype(int))) == nights[1:]
+    tie = sorted(set(training_nights(w, mid, 3)["mjd"].astype(int)))
+    assert tie == [nights[1], nights[2], nights[4]]  # a tie in distance takes the earlier night
+    with pytest.raises(Exception, match="history"):
+        training_nights(w, mid, -1)
+    seen = []
+    real_fit = evaluate.fit_night_model
+    monkeypatch.setattr(evaluate, "fit_night_model", lambda frames, **kw: seen.append(frames["mjd"].nunique()) or real_fit(frames, **kw))
+    evaluate.leave_one_night_out(w, kinds=("refarc",), history=3)
+    assert seen == [3] * len(nights)
+
+
 def test_unknown_header_values_fall_back_to_training_medians():
     w = world()
     last = w["mjd"].max()

@@ -19,6 +19,9 @@ def predict_cmd(
                             "counts these exposures.")] = None,
     tolerance: Annotated[float, typer.Option(
         "--tolerance", help="px: an arc is needed when the 90 % bound of the predicted RMS line error exceeds it.")] = 0.2,
+    history: Annotated[int, typer.Option(
+        "--history", help="Nights the models are fitted on: the nearest to the night predicted "
+                          "(0: every other night).")] = 30,
     evaluate: Annotated[bool, typer.Option(
         "--evaluate", help="Instead: score every night by models fitted without it; write ROOT/predict/eval/ "
                            "(tables, a night timeline per camera, residual quivers with --truth).")] = False,
@@ -46,5 +49,6 @@ def predict_cmd(
         raise InputError("--truth goes with --evaluate")
     exps = ints(exposures, "--exposures") if exposures else None
     with progress_bar("predict", None, unit="camera-nights", enabled=progress) as advance:
-        summary = run_predict(root, mjd=mjd, exposures=exps, cameras=cameras, tolerance=tolerance, progress=advance)
+        summary = run_predict(root, mjd=mjd, exposures=exps, cameras=cameras, tolerance=tolerance, history=history,
+                              progress=advance)
     typer.echo(summary.line())

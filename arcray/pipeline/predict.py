@@ -6,8 +6,9 @@
    and the header values of every calibrated exposure, any flavor (the calibrated dataset's
    metadata columns only; no tensors are read). Without a calibrated dataset the housekeeping
    columns of the measured table (``pipeline.measure.CONTEXT_COLUMNS``) are the header values;
-2. per camera and requested night, fits ``arcray.predict.fit_night_model`` on every *other* night
-   and predicts every exposure of the night (``predict_night``): each predictor's field, the
+2. per camera and requested night, fits ``arcray.predict.fit_night_model`` on the ``history``
+   other nights nearest to it (``predict.night.training_nights``: 30 by default, so a night costs
+   the same in any year of the archive; 0 takes every other night) and predicts every exposure of the night (``predict_night``): each predictor's field, the
    predicted RMS error, its 90 % bound and ``arc_needed`` (bound > tolerance);
 3. writes per night ``Layout.predictions_night`` (Parquet, sorted, one row per exposure and
    predictor: a rerun writes the same table), its FITS binary table ``Layout.predictions_night_fits``,
@@ -38,6 +39,7 @@ from arcray.errors import ArcrayError, InputError
 from arcray.io import atomic_write_bytes, atomic_write_parquet, exists, provenance, read_bytes
 from arcray.optics import FIELD_TERMS
 from arcray.paths import Layout
+from arcray.predict.night import HISTORY_NIGHTS
 from arcray.stages import StageSummary
 
 log = logging.getLogger(__name__)
@@ -115,11 +117,11 @@ def score_against_measured(preds: pd.DataFrame, frames: pd.DataFrame) -> pd.Data
 
 
 def run_predict(root: str, *, mjd: int | None = None, exposures: Iterable[int] | None = None,
-                cameras: Iterable[str] | None = None, tolerance: float = 0.2,
+                cameras: Iterable[str] | None = None, tolerance: float = 0.2, history: int = HISTORY_NIGHTS,
                 progress: Callable[..., None] | None = None) -> StageSummary:
     """Predict the requested nights (module docstring) and write their tables."""
     from arcray.pipeline.measure import fits_bytes
-    from arcray.predict.night import fit_night_model, predict_night
+    from arcray.predict.night import fit_night_model, predict_night, training_nights
 
     t0 = time.perf_counter()
     if not tolerance > 0:
@@ -136,7 +138,7 @@ def run_predict(root: str, *, mjd: int | None = None, exposures: Iterable[int] |
             if not (fc["mjd"] == night).any():
                 continue
             try:
-                model = fit_night_model(fc[fc["mjd"] != night], camera=cam)
+                model = fit_night_model(training_nights(fc, night, history), camera=cam)
             except ArcrayError as exc:
                 log.warning("predict %s night %s: %s", cam, night, exc)
                 failed.append(f"{cam}: {exc}")

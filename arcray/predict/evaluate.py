@@ -22,7 +22,7 @@ import pandas as pd
 
 from arcray.optics import FIELD_TERMS
 from arcray.predict.models import PREDICTORS
-from arcray.predict.night import fit_night_model, predict_night
+from arcray.predict.night import HISTORY_NIGHTS, fit_night_model, predict_night, training_nights
 from arcray.predict.uncertainty import TOLERANCE, TOLERANCES, line_errors
 
 METADATA_ONLY = ("linear", "ridge", "gbr")
@@ -30,14 +30,15 @@ TIME_BINS = (0.0, 0.5, 2.0, 5.0, np.inf)  # hours since the latest arc
 
 
 def leave_one_night_out(frames: pd.DataFrame, *, cameras: Iterable[str] | None = None, tolerance: float = TOLERANCE,
-                        progress: Callable[..., None] | None = None, **fit_kw) -> tuple[pd.DataFrame, pd.DataFrame]:
+                        history: int = HISTORY_NIGHTS, progress: Callable[..., None] | None = None,
+                        **fit_kw) -> tuple[pd.DataFrame, pd.DataFrame]:
     """``(predictions, rules)``: ``predict_night`` of every (camera, night), each from a model fitted
-    without that night; ``rules``: per (camera, mjd) the time-only thresholds of its model."""
+    without that night, on the ``history`` nights nearest to it as ``arcray predict`` fits; ``rules``: per (camera, mjd) the time-only thresholds of its model."""
     preds, rules = [], []
     for cam in sorted(cameras or frames["camera"].unique()):
         fc = frames[frames["camera"] == cam]
         for night in sorted(fc["mjd"].astype(int).unique()):
-            model = fit_night_model(fc[fc["mjd"] != night], camera=cam, **fit_kw)
+            model = fit_night_model(training_nights(fc, night, history), camera=cam, **fit_kw)
             preds.append(predict_night(model, fc[fc["mjd"] == night], tolerance=tolerance))
             rules += [{"camera": cam, "mjd": night, "source": s, "tolerance": t, "T_hours": v}
                       for (s, t), v in model.time_rules.items()]

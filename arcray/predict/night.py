@@ -27,6 +27,22 @@ from arcray.predict.uncertainty import (LEVEL, TOLERANCE, TOLERANCES, ErrorModel
                                         tune_time_rule)
 
 TIME_RULE_SOURCES = ("reuse", "primary")  # what a time-only rule predicts when it skips
+HISTORY_NIGHTS = 30  # nights a model is fitted on: the nearest to the one predicted (0: every night)
+
+
+def training_nights(frames: pd.DataFrame, night: int, history: int = HISTORY_NIGHTS) -> pd.DataFrame:
+    """The rows of ``frames`` (one camera) to fit the model of ``night`` on: never that night, and
+    of the others only the ``history`` nights nearest to it in time (earlier first on a tie), so a
+    night's fit costs the same in the first month and the fifth year (``history`` 0: every night)."""
+    if history < 0:
+        raise InputError(f"history must be >= 0 nights, got {history}")
+    mjd = frames["mjd"].astype(int)
+    others = frames[mjd != int(night)]
+    if not history:
+        return others
+    nights = np.array(sorted(others["mjd"].astype(int).unique()))
+    order = np.lexsort((nights > night, np.abs(nights - int(night))))  # nearest, then earlier first
+    return others[others["mjd"].astype(int).isin(set(nights[order[:history]].tolist()))]
 
 
 @dataclass
