@@ -181,6 +181,8 @@ def main(argv=None) -> int:
     ap.add_argument("--workers", type=int, default=2, help="calibrate / embed actors")
     ap.add_argument("--models-from", help="without the train stage: copy this pipeline root's models/")
     ap.add_argument("--json", help="also write the rows and ratios to this JSON file")
+    ap.add_argument("--keep", action="store_true", help="keep each N's pipeline root (default: deleted once "
+                                                        "measured: N = 3,200 calibrated is ~4.5 GB)")
     args = ap.parse_args(argv)
     args.stages = [s for s in args.stages.split(",") if s]
     unknown = set(args.stages) - set(STAGES)
@@ -217,6 +219,8 @@ def main(argv=None) -> int:
     for n in sizes:
         print(f"N = {n}", flush=True)
         run_size(frames, n, args.out, args, rows)
+        if not args.keep:
+            shutil.rmtree(os.path.join(args.out, f"n{n}"), ignore_errors=True)
     rat = ratios(rows)
     print("\nstage      N small -> N large   CPU s/frame ratio (goal <= 1.25)   peak memory ratio (goal <= 1.3)")
     for r in rat:
