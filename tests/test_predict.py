@@ -101,6 +101,20 @@ def test_a_night_is_fitted_on_the_nearest_history_nights_only(monkeypatch):
     assert seen == [3] * len(nights)
 
 
+def test_an_arc_red_only_for_its_width_stays_usable():
+    from arcray.predict.features import usable_arcs
+
+    f = pd.DataFrame({"flavor": "arc", "measured": True,
+                      "status": ["green", "red", "red", "red", "yellow"],
+                      "WSIGMA_status": ["green", "red", "red", "green", "yellow"],
+                      "NLAMPS_status": ["green", "green", "red", None, "green"],
+                      "BESTCORR_status": ["green", "green", "green", "red", "green"]})
+    states = np.zeros((5, 3))
+    assert usable_arcs(f, states).tolist() == [True, True, False, False, True]
+    # without per-quantity statuses any red is unusable
+    assert usable_arcs(f[["flavor", "measured", "status"]], states).tolist() == [True, False, False, False, True]
+
+
 def test_unknown_header_values_fall_back_to_training_medians():
     w = world()
     last = w["mjd"].max()

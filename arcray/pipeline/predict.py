@@ -58,18 +58,19 @@ def load_exposures(root: str, cameras: Iterable[str] | None = None) -> pd.DataFr
     mt = pq.read_table(pa.BufferReader(read_bytes(layout.measured_frames)))
     measured = mt.to_pandas()
     head_cols = [c for c in ("date_obs", "is_hartmann", *DEFAULT_METADATA) if c != "mjd"]
+    statuses = [c for c in measured.columns if c.endswith("_status")]  # per QA quantity (usable_arcs)
     if exists(layout.calibrated):
         from arcray.calib.table import open_calibrated
 
         ds = open_calibrated(layout.calibrated)
         cols = _KEYS + ["flavor"] + [c for c in head_cols if c in ds.schema.names]
         header = ds.to_table(columns=cols).to_pandas()
-        state = measured[[c for c in _STATE_COLUMNS if c in measured.columns]].drop(columns=["flavor"])
+        state = measured[[c for c in _STATE_COLUMNS if c in measured.columns] + statuses].drop(columns=["flavor"])
         frames = header.merge(state, on=_KEYS, how="outer")
         frames["flavor"] = frames["flavor"].fillna(frames["expnum"].map(dict(zip(measured["expnum"], measured["flavor"]))))
     else:
         log.warning("no calibrated dataset under %s: header values from the measured table only", layout.calibrated)
-        frames = measured[[c for c in measured.columns if c in set(_STATE_COLUMNS) | set(head_cols)]].copy()
+        frames = measured[[c for c in measured.columns if c in set(_STATE_COLUMNS) | set(head_cols) | set(statuses)]].copy()
     frames["camera"] = frames["camera"].astype(str)
     frames["mjd"] = frames["mjd"].astype(int)
     frames["expnum"] = frames["expnum"].astype(np.int64)

@@ -4,8 +4,12 @@ time since it, and the header values as a feature matrix.
 Rules:
 
 - A *usable* arc (``usable_arcs``) is an arc (not a Hartmann frame) whose measurement succeeded,
-  whose traffic light is not red and whose state is finite. Only usable arcs are references or
-  training targets.
+  whose traffic light is not red for where its lines are and whose state is finite. Only usable
+  arcs are references or training targets. An arc red only for its line or trace width
+  (``WIDTH_QUANTITIES``: the focus) stays usable: BOSS still reduces with it (SOS only warns), its
+  line centres are measured as well as any, and its width is the true, bad focus, which is the
+  state to predict (a two-month world that warms by 10 C has half its arcs past WSIGMA's red
+  limit). Without the per-quantity statuses (``<QUANTITY>_status``) any red is unusable.
 - An exposure's *latest arc* (``latest_arc``) is the usable arc of the same camera and night with
   the largest exposure number below its own (exposure numbers increase with time). An arc is never
   its own reference. The first arcs of a night have none (-1).
@@ -29,6 +33,7 @@ from arcray.analysis.regress import DEFAULT_METADATA, encode_angles, metadata_co
 from arcray.errors import InputError
 
 KEYS = ("camera", "mjd", "expnum")
+WIDTH_QUANTITIES = ("WSIGMA", "XSIGMA")  # QA quantities whose red says nothing about line positions
 
 
 def usable_arcs(frames: pd.DataFrame, states: np.ndarray) -> np.ndarray:
@@ -42,6 +47,10 @@ def usable_arcs(frames: pd.DataFrame, states: np.ndarray) -> np.ndarray:
     hart = np.asarray(pd.Series(col("is_hartmann", False)).fillna(False).astype(bool))
     measured = np.asarray(pd.Series(col("measured", True)).fillna(False).astype(bool))
     red = col("status", None) == "red"
+    statuses = [c for c in frames.columns if c.endswith("_status")]
+    if statuses:  # red only where a quantity other than a width is red
+        other = [c for c in statuses if c.removesuffix("_status") not in WIDTH_QUANTITIES]
+        red &= (frames[other].to_numpy() == "red").any(axis=1) if other else False
     finite = np.isfinite(np.asarray(states, float)).all(axis=1)
     return arc & ~hart & measured & ~red & finite
 
