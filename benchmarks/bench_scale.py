@@ -2,8 +2,9 @@
 
 For each N of ``--sizes`` (default 200, 800, 3200 camera-arc frames) a fresh pipeline root gets N
 raw frames of ``--raw`` spread over every night (``spread``: symbolic links; Hartmann frames left out
-when ``--truth`` says which they are), and the stages run on one local Ray instance started once (its
-start-up is not a stage's cost):
+when ``--truth`` says which they are), and each stage runs on a local Ray instance of its own,
+started before its clock (``fresh_ray``: start-up is not a stage's cost, and idle workers of the
+stage before are not in its memory):
 
 - ``calibrate``: calibrate + per-frame measurement (``run_calibrate``, 2 actors), per frame;
 - ``measure``: the night pass (``run_measure``), per frame;
@@ -89,9 +90,29 @@ def link_subset(frames, n: int, raw_out: str) -> list:
     return subset
 
 
+def fresh_ray() -> None:
+    """A new local Ray instance (the last one shut down first), started outside any stage's
+    timing: each stage is measured in its own instance, as each `arcray <stage>` command runs, so
+    the idle workers an earlier stage left behind count in nobody's memory."""
+    import ray
+
+    from arcray.raycluster import ensure_ray
+
+    ray.shutdown()
+    for attempt in range(3):  # Ray gives its raylet 30 s to register: not always enough on a loaded machine
+        try:
+            ensure_ray(None)
+            return
+        except Exception as exc:  # noqa: BLE001
+            print(f"bench_scale: Ray did not start ({str(exc).splitlines()[0]}); retrying", file=sys.stderr)
+            ray.shutdown()
+    raise SystemExit("bench_scale: Ray did not start three times")
+
+
 @contextmanager
 def sampled(rows: list, n: int, stage: str, frames: int):
     """Time and sample one stage; a stage that raises is a row with its error (later stages run)."""
+    fresh_ray()
     t0, error = time.perf_counter(), None
     with TreeSampler(os.getpid(), interval=0.5) as s:
         try:
@@ -202,19 +223,6 @@ def main(argv=None) -> int:
     if sizes[-1] > len(frames):
         print(f"bench_scale: {args.raw} has {len(frames)} frames; sizes above that are left out", file=sys.stderr)
         sizes = [n for n in sizes if n <= len(frames)]
-    from arcray.raycluster import ensure_ray
-
-    for attempt in range(3):  # Ray gives its raylet 30 s to register: not always enough on a loaded machine
-        try:
-            ensure_ray(None)
-            break
-        except Exception as exc:  # noqa: BLE001
-            print(f"bench_scale: Ray did not start ({str(exc).splitlines()[0]}); retrying", file=sys.stderr)
-            import ray
-
-            ray.shutdown()
-    else:
-        return 3
     rows: list = []
     for n in sizes:
         print(f"N = {n}", flush=True)

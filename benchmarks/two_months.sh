@@ -5,10 +5,10 @@
 #
 #   nice -n 19 benchmarks/two_months.sh /tmp/C   # WORK dir: world, pipeline root, runs.jsonl
 #
-# The world is rendered with its frames (~0.55 s of CPU and ~9.3 MB each: 2,058 frames, 19 GB; the
+# The world is rendered with its frames (~0.8 s of CPU and ~11 MB each: 2,058 frames, 22 GB; the
 # archive server does not render on request). Download runs in CHUNKS of nights; with
 # DELETE_SERVED=1 the world's frames of a chunk are deleted once it is downloaded, so the frames are
-# on disk about once (16 GB under ROOT/raw) instead of twice.
+# on disk about once (22 GB under ROOT/raw) instead of twice.
 # Stages are idempotent: a rerun skips what is done. STAGES="calibrate measure" reruns some only.
 # Train runs ONE latent (4) for EPOCHS epochs, not a Tune search.
 set -euo pipefail
