@@ -16,7 +16,8 @@ Memory is the peak PSS of the benchmark's whole process tree while the stage run
 Ray head, raylet and every worker; PSS counts the object store's shared pages once) and the peak
 growth of ``/dev/shm`` (the object store's files), sampled every 0.5 s (``scale_watch.TreeSampler``).
 It prints one row per (N, stage): wall seconds and CPU seconds (user + system of the whole tree) per
-frame, then per stage the ratio largest N / smallest N of the CPU seconds per frame (the cost; wall
+frame, then per stage the ratio largest N / smallest N of the net CPU seconds per frame (the cost:
+the tree's CPU less what an idle Ray instance burns in the stage's wall time, ``idle_rate``; wall
 time on 2 cores shared with other work is not one; goal: at most 1.25) and of the peak memory
 (goal: at most 1.3).
 
@@ -175,24 +176,52 @@ def run_size(frames, n: int, out: str, args, rows: list) -> None:
             run_predict(root, mjd=last)
 
 
-def ratios(rows: list) -> list[dict]:
+def idle_rate(seconds: float) -> float:
+    """CPU seconds per second of a fresh local Ray instance doing nothing (raylet, GCS, dashboard
+    and agents on their timers, and this process's sampler), measured over ``seconds``. Each
+    stage's tree CPU includes that much per second of its wall time, and wall time stretches on a
+    loaded machine while the work does not: ``ratios`` takes it off (the stage's *net* CPU)."""
+    fresh_ray()
+    time.sleep(5)
+    t0 = time.perf_counter()
+    with TreeSampler(os.getpid(), interval=0.5) as s:
+        time.sleep(seconds)
+    return s.peak.cpu_s / (time.perf_counter() - t0)
+
+
+def ratios(rows: list, idle: float = 0.0) -> list[dict]:
+    """Per stage, largest N / smallest N of the net CPU seconds per frame (tree CPU minus ``idle``
+    x wall seconds; ``raw_cost_ratio`` without that) and of the peak PSS."""
     out = []
     for stage in STAGES:
         r = sorted((x for x in rows if x["stage"] == stage and "error" not in x), key=lambda x: x["n"])
         if len(r) < 2:
             continue
         lo, hi = r[0], r[-1]
-        key = "cpu_s_per_frame" if lo.get("cpu_s_per_frame") else "s_per_frame"
-        cost = hi[key] / lo[key] if lo[key] else float("nan")
+        net = [max(x["cpu_s"] - idle * x["seconds"], 0.0) / max(x["frames"], 1) for x in (lo, hi)]
+        raw = [x["cpu_s"] / max(x["frames"], 1) for x in (lo, hi)]
+        cost = net[1] / net[0] if net[0] else float("nan")
         mem = hi["peak_pss_mb"] / lo["peak_pss_mb"] if lo["peak_pss_mb"] else float("nan")
-        out.append({"stage": stage, "n_small": lo["n"], "n_large": hi["n"], "cost_ratio": round(cost, 2),
+        out.append({"stage": stage, "n_small": lo["n"], "n_large": hi["n"], "net_cpu_s_per_frame": [round(v, 4) for v in net],
+                    "cost_ratio": round(cost, 2), "raw_cost_ratio": round(raw[1] / raw[0], 2) if raw[0] else float("nan"),
                     "memory_ratio": round(mem, 2), "cost_ok": cost <= GOAL_COST, "memory_ok": mem <= GOAL_MEMORY})
     return out
 
 
+def print_ratios(rat: list, idle: float) -> None:
+    print(f"\nnet CPU = tree CPU - {idle:.3f} CPU s/s (the idle Ray instance) x wall seconds")
+    print("stage      N small -> N large   net CPU s/frame           ratio (goal <= 1.25)  raw ratio   "
+          "peak memory ratio (goal <= 1.3)")
+    for r in rat:
+        a, b = r["net_cpu_s_per_frame"]
+        print(f"{r['stage']:9s}  {r['n_small']:6d} -> {r['n_large']:6d}   {a:7.3f} -> {b:7.3f}       {r['cost_ratio']:5.2f} "
+              f"{'ok' if r['cost_ok'] else 'GROWS':5s}         {r['raw_cost_ratio']:5.2f}       {r['memory_ratio']:5.2f} "
+              f"{'ok' if r['memory_ok'] else 'GROWS'}")
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--raw", required=True, help="raw frames (a pipeline root's raw/ or a world's sas/)")
+    ap.add_argument("--raw", help="raw frames (a pipeline root's raw/ or a world's sas/); required unless --from-json")
     ap.add_argument("--truth", help="the world's truth.parquet: leaves the Hartmann frames out")
     ap.add_argument("--sizes", default="200,800,3200", help="comma-separated N (frames)")
     ap.add_argument("--out", default="/tmp/bench_scale", help="scratch directory (one root per N)")
@@ -202,9 +231,22 @@ def main(argv=None) -> int:
     ap.add_argument("--workers", type=int, default=2, help="calibrate / embed actors")
     ap.add_argument("--models-from", help="without the train stage: copy this pipeline root's models/")
     ap.add_argument("--json", help="also write the rows and ratios to this JSON file")
+    ap.add_argument("--idle-seconds", type=float, default=30.0,
+                    help="measure the idle Ray instance's CPU rate this long first (0: no correction)")
+    ap.add_argument("--from-json", help="print the ratios of an earlier run's --json (no stage runs) "
+                                        "with --idle-rate")
+    ap.add_argument("--idle-rate", type=float, default=None, help="with --from-json: CPU s/s to take off")
     ap.add_argument("--keep", action="store_true", help="keep each N's pipeline root (default: deleted once "
                                                         "measured: N = 3,200 calibrated is ~4.5 GB)")
     args = ap.parse_args(argv)
+    if args.from_json:
+        with open(args.from_json) as f:
+            saved = json.load(f)
+        idle = args.idle_rate if args.idle_rate is not None else saved.get("idle_rate", 0.0)
+        print_ratios(ratios(saved["rows"], idle), idle)
+        return 0
+    if not args.raw:
+        ap.error("--raw is required (or --from-json)")
     args.stages = [s for s in args.stages.split(",") if s]
     unknown = set(args.stages) - set(STAGES)
     if unknown:
@@ -223,21 +265,19 @@ def main(argv=None) -> int:
     if sizes[-1] > len(frames):
         print(f"bench_scale: {args.raw} has {len(frames)} frames; sizes above that are left out", file=sys.stderr)
         sizes = [n for n in sizes if n <= len(frames)]
+    idle = idle_rate(args.idle_seconds) if args.idle_seconds > 0 else 0.0
+    print(f"idle local Ray instance: {idle:.3f} CPU s per s", flush=True)
     rows: list = []
     for n in sizes:
         print(f"N = {n}", flush=True)
         run_size(frames, n, args.out, args, rows)
         if not args.keep:
             shutil.rmtree(os.path.join(args.out, f"n{n}"), ignore_errors=True)
-    rat = ratios(rows)
-    print("\nstage      N small -> N large   CPU s/frame ratio (goal <= 1.25)   peak memory ratio (goal <= 1.3)")
-    for r in rat:
-        print(f"{r['stage']:9s}  {r['n_small']:6d} -> {r['n_large']:6d}   {r['cost_ratio']:5.2f} "
-              f"{'ok' if r['cost_ok'] else 'GROWS':5s}                      {r['memory_ratio']:5.2f} "
-              f"{'ok' if r['memory_ok'] else 'GROWS'}")
+    rat = ratios(rows, idle)
+    print_ratios(rat, idle)
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"rows": rows, "ratios": rat}, f, indent=1)
+            json.dump({"idle_rate": idle, "rows": rows, "ratios": rat}, f, indent=1)
     return 0
 
 
