@@ -90,3 +90,25 @@ def open_calibrated(path: str):
     import pyarrow.dataset as pads
 
     return pads.dataset(path, format="parquet", partitioning="hive")
+
+
+def read_calibrated_columns(path: str, columns: list[str], *, chunk_files: int = 128):
+    """The scalar ``columns`` of every calibrated frame under ``path`` as one ``pyarrow.Table``,
+    read ``chunk_files`` files at a time. One scan of the whole dataset keeps every file's Parquet
+    footer alive until it ends (~270 kB a calibrated frame: 620 MB for 1,758 frames, against
+    240-300 MB in chunks of 64-256), so the driver's memory grew with the archive."""
+    import pyarrow as pa
+    import pyarrow.dataset as pads
+
+    whole = open_calibrated(path)
+    files, schema = list(whole.files), whole.schema
+    del whole
+    if not files:
+        return schema.empty_table().select(columns)
+    parts = []
+    for i in range(0, len(files), chunk_files):
+        part = pads.dataset(files[i:i + chunk_files], schema=schema, format="parquet", partitioning="hive",
+                            partition_base_dir=path)
+        parts.append(part.to_table(columns=columns))
+        del part
+    return pa.concat_tables(parts)

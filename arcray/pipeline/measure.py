@@ -135,15 +135,14 @@ def _night_references(layout: Layout, night: list[dict[str, Any]], config: Measu
 
 def _context(layout: Layout, keys: set[tuple[str, int, int]]) -> dict[tuple[str, int, int], dict[str, Any]]:
     """``CONTEXT_COLUMNS`` of the calibrated frames (metadata columns only: no tensors are read)."""
-    from arcray.calib.table import open_calibrated
+    from arcray.calib.table import open_calibrated, read_calibrated_columns
 
     if not keys or not exists(layout.calibrated):
         return {}
-    ds = open_calibrated(layout.calibrated)
-    names = set(ds.schema.names)
+    names = set(open_calibrated(layout.calibrated).schema.names)
     cols = ["camera", "mjd", "expnum"] + [c for c in CONTEXT_COLUMNS if c in names]
     out = {}
-    for r in ds.to_table(columns=cols).to_pylist():
+    for r in read_calibrated_columns(layout.calibrated, cols).to_pylist():
         k = (str(r["camera"]), int(r["mjd"]), int(r["expnum"]))
         if k in keys:
             out[k] = r

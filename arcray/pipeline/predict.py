@@ -60,11 +60,11 @@ def load_exposures(root: str, cameras: Iterable[str] | None = None) -> pd.DataFr
     head_cols = [c for c in ("date_obs", "is_hartmann", *DEFAULT_METADATA) if c != "mjd"]
     statuses = [c for c in measured.columns if c.endswith("_status")]  # per QA quantity (usable_arcs)
     if exists(layout.calibrated):
-        from arcray.calib.table import open_calibrated
+        from arcray.calib.table import open_calibrated, read_calibrated_columns
 
-        ds = open_calibrated(layout.calibrated)
-        cols = _KEYS + ["flavor"] + [c for c in head_cols if c in ds.schema.names]
-        header = ds.to_table(columns=cols).to_pandas()
+        names = set(open_calibrated(layout.calibrated).schema.names)
+        cols = _KEYS + ["flavor"] + [c for c in head_cols if c in names]
+        header = read_calibrated_columns(layout.calibrated, cols).to_pandas()
         state = measured[[c for c in _STATE_COLUMNS if c in measured.columns] + statuses].drop(columns=["flavor"])
         frames = header.merge(state, on=_KEYS, how="outer")
         frames["flavor"] = frames["flavor"].fillna(frames["expnum"].map(dict(zip(measured["expnum"], measured["flavor"]))))
