@@ -181,7 +181,7 @@ def test_a_night_whose_arcs_are_all_red_is_predicted_but_not_scored(tmp_path):
     assert set(pd.read_parquet(Layout(root).predict_scores)["mjd"]) == {night - 1}
 
 
-@pytest.mark.parametrize("case", ["no_measured", "no_night", "unknown_exposure", "too_few_arcs"])
+@pytest.mark.parametrize("case", ["no_measured", "no_night", "unknown_exposure", "too_few_arcs", "negative_history"])
 def test_cli_errors_are_one_line(tmp_path, capsys, case):
     from arcray.cli.main import main
 
@@ -191,7 +191,8 @@ def test_cli_errors_are_one_line(tmp_path, capsys, case):
     root = str(tmp_path / "empty") if case == "no_measured" else _root_with(tmp_path, w)
     args = ["predict", "--root", root]
     args += {"no_measured": ["--mjd", "60300"], "no_night": ["--mjd", "1"],
-             "unknown_exposure": ["--exposures", "5"], "too_few_arcs": ["--mjd", str(w["mjd"].max())]}[case]
+             "unknown_exposure": ["--exposures", "5"], "too_few_arcs": ["--mjd", str(w["mjd"].max())],
+             "negative_history": ["--mjd", str(w["mjd"].max()), "--history", "-1"]}[case]
     with pytest.raises(SystemExit) as exc:
         main(args)
     out, err = capsys.readouterr()

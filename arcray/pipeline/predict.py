@@ -8,8 +8,8 @@
    columns of the measured table (``pipeline.measure.CONTEXT_COLUMNS``) are the header values;
 2. per camera and requested night, fits ``arcray.predict.fit_night_model`` on the ``history``
    other nights nearest to it (``predict.night.training_nights``: 30 by default, so a night costs
-   the same in any year of the archive; 0 takes every other night) and predicts every exposure of the night (``predict_night``): each predictor's field, the
-   predicted RMS error, its 90 % bound and ``arc_needed`` (bound > tolerance);
+   the same in any year of the archive; 0 takes every other night) and predicts every exposure of
+   the night (``predict_night``): each predictor's field, the predicted RMS error, its 90 % bound and ``arc_needed`` (bound > tolerance);
 3. writes per night ``Layout.predictions_night`` (Parquet, sorted, one row per exposure and
    predictor: a rerun writes the same table), its FITS binary table ``Layout.predictions_night_fits``,
    and ``Layout.predict_scores``: the night's predictions scored against its measured arcs.
@@ -127,6 +127,8 @@ def run_predict(root: str, *, mjd: int | None = None, exposures: Iterable[int] |
     t0 = time.perf_counter()
     if not tolerance > 0:
         raise InputError(f"--tolerance must be positive (px), got {tolerance}")
+    if history < 0:
+        raise InputError(f"--history must be >= 0 nights (0: every other night), got {history}")
     layout = Layout(root)
     frames = load_exposures(root, cameras)
     nights = nights_of(frames, mjd, exposures)

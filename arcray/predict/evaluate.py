@@ -33,7 +33,8 @@ def leave_one_night_out(frames: pd.DataFrame, *, cameras: Iterable[str] | None =
                         history: int = HISTORY_NIGHTS, progress: Callable[..., None] | None = None,
                         **fit_kw) -> tuple[pd.DataFrame, pd.DataFrame]:
     """``(predictions, rules)``: ``predict_night`` of every (camera, night), each from a model fitted
-    without that night, on the ``history`` nights nearest to it as ``arcray predict`` fits; ``rules``: per (camera, mjd) the time-only thresholds of its model."""
+    without that night, on the ``history`` nights nearest to it as ``arcray predict`` fits;
+    ``rules``: per (camera, mjd) the time-only thresholds of its model."""
     preds, rules = [], []
     for cam in sorted(cameras or frames["camera"].unique()):
         fc = frames[frames["camera"] == cam]
